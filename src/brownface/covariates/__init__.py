@@ -1,0 +1,1 @@
+"""Covariates: Multi-PIE reader, face alignment, GAN inversion and SVM latent directions."""

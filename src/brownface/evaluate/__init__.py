@@ -1,0 +1,1 @@
+"""Evaluation: verification sets (.bin, LFW pairs), IJB-B/C templates and metrics."""

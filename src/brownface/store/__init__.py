@@ -1,0 +1,57 @@
+"""HDF5 stores of latents, embeddings, covariates and checkpoints.
+
+Every file carries ``format`` = "brownface/<kind>", an integer ``version`` and a JSON
+``provenance``; readers refuse other kinds, newer versions and corrupt files with one line.
+Writes are atomic and byte-deterministic.
+"""
+
+from brownface.store.base import (
+    FORMAT_PREFIX,
+    KINDS,
+    VERSION,
+    StoreError,
+    atomic_path,
+    open_store,
+)
+from brownface.store.checkpoint import (
+    Checkpoint,
+    load_checkpoint,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+)
+from brownface.store.kinds import (
+    STORES,
+    CovariateStore,
+    IdentityStore,
+    ProjectionStore,
+    StoreBase,
+    VariationStore,
+    read_variations,
+)
+from brownface.store.merge import merge_shards
+from brownface.store.summary import read_any, summarize
+
+__all__ = [
+    "FORMAT_PREFIX",
+    "KINDS",
+    "STORES",
+    "VERSION",
+    "Checkpoint",
+    "CovariateStore",
+    "IdentityStore",
+    "ProjectionStore",
+    "StoreBase",
+    "StoreError",
+    "VariationStore",
+    "atomic_path",
+    "load_checkpoint",
+    "merge_shards",
+    "open_store",
+    "read_any",
+    "read_variations",
+    "restore_rng",
+    "rng_state",
+    "save_checkpoint",
+    "summarize",
+]

@@ -1,0 +1,364 @@
+"""Tests of the HDF5 stores: round trips, determinism, refusals, merging, checkpoints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import brownface
+from brownface.errors import UserError
+from brownface.store import (
+    CovariateStore,
+    IdentityStore,
+    ProjectionStore,
+    StoreError,
+    VariationStore,
+    atomic_path,
+    load_checkpoint,
+    merge_shards,
+    open_store,
+    read_any,
+    read_variations,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    summarize,
+)
+
+PROV = {"config": {"n": 10}, "generator": {"sha256": "ab" * 32}, "seed": 7}
+
+
+def identities(n: int = 10, w_dim: int = 8, e_dim: int = 4, seed: int = 0) -> IdentityStore:
+    rng = np.random.default_rng(seed)
+    return IdentityStore(
+        identity=np.arange(n),
+        w=rng.standard_normal((n, w_dim)).astype(np.float32),
+        embedding=rng.standard_normal((n, e_dim)).astype(np.float32),
+        provenance=dict(PROV),
+        attrs={"w_dim": w_dim},
+    )
+
+
+def variations(n: int = 9, v: int = 3, w_dim: int = 8, e_dim: int = 4) -> VariationStore:
+    rng = np.random.default_rng(1)
+    return VariationStore(
+        identity=np.arange(n),
+        w=rng.standard_normal((n, v, w_dim)).astype(np.float32),
+        embedding=rng.standard_normal((n, v, e_dim)).astype(np.float32),
+        provenance=dict(PROV),
+    )
+
+
+def projections(m: int = 5) -> ProjectionStore:
+    rng = np.random.default_rng(2)
+    ints = {k: np.arange(m) + i for i, k in enumerate(("subject", "session", "recording", "flash"))}
+    return ProjectionStore(
+        w=rng.standard_normal((m, 8)).astype(np.float32),
+        loss=rng.random(m).astype(np.float32),
+        path=np.array([f"img/ü{i}.png" for i in range(m)]),
+        camera=np.array(["c1", "c2", "c1", "c3", "c1"][:m]),
+        expression=np.array(["smile", "neutral", "", "smile", "x"][:m]),
+        provenance=dict(PROV),
+        **ints,
+    )
+
+
+def covariates(d: int = 3, w_dim: int = 8) -> CovariateStore:
+    rng = np.random.default_rng(3)
+    direction = rng.standard_normal((d, w_dim))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    stats = {k: rng.random(d).astype(np.float32) for k in ("scale", "pos_mean", "pos_std")}
+    stats |= {k: rng.random(d).astype(np.float32) for k in ("neg_mean", "neg_std", "accuracy")}
+    return CovariateStore(
+        name=np.array(["yaw", "smile", "age"][:d]),
+        direction=direction.astype(np.float32),
+        n_pos=np.arange(d) + 10,
+        n_neg=np.arange(d) + 20,
+        provenance=dict(PROV),
+        **stats,
+    )
+
+
+MAKERS = {"identities": identities, "variations": variations}
+MAKERS |= {"projections": projections, "covariates": covariates}
+
+
+def assert_same(a, b) -> None:
+    assert type(a) is type(b)
+    for name, arr in a.arrays().items():
+        other = getattr(b, name)
+        np.testing.assert_array_equal(np.asarray(arr), other)
+        assert other.dtype.kind == np.asarray(arr).dtype.kind or other.dtype.kind == "U"
+
+
+@pytest.mark.parametrize("kind", sorted(MAKERS))
+def test_round_trip_every_kind(tmp_path: Path, kind: str) -> None:
+    store = MAKERS[kind]()
+    path = store.write(tmp_path / "sub" / f"{kind}.h5")
+    back = type(store).read(path)
+    assert_same(store, back)
+    assert back.provenance == {**PROV, "package_version": brownface.__version__}
+    assert back.attrs == store.attrs
+    assert open_store(path) == (kind, 1)
+    assert isinstance(read_any(path), type(store))
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == f"brownface/{kind}"
+    assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_rewrite_is_byte_identical(tmp_path: Path) -> None:
+    for kind, make in MAKERS.items():
+        a = make().write(tmp_path / f"a_{kind}.h5")
+        if kind == "identities":
+            time.sleep(1.1)  # would expose any timestamp in the file
+        b = make().write(tmp_path / f"b_{kind}.h5")
+        assert a.read_bytes() == b.read_bytes(), kind
+
+
+def test_strings_and_dtypes_read_back(tmp_path: Path) -> None:
+    back = ProjectionStore.read(projections().write(tmp_path / "p.h5"))
+    assert back.path[0] == "img/ü0.png" and back.expression[2] == ""
+    assert back.subject.dtype == np.int64 and back.w.dtype == np.float32
+
+
+def test_wrong_kind_is_refused(tmp_path: Path) -> None:
+    path = variations().write(tmp_path / "v.h5")
+    with pytest.raises(
+        UserError, match="expected a brownface/identities store, found 'brownface/variations'"
+    ):
+        IdentityStore.read(path)
+
+
+def test_missing_format_attr_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f["w"] = np.zeros(3)
+    with pytest.raises(StoreError, match="found no format attribute"):
+        IdentityStore.read(path)
+    with pytest.raises(StoreError, match="found no format attribute"):
+        summarize(path)
+
+
+def test_newer_version_is_refused(tmp_path: Path) -> None:
+    path = identities().write(tmp_path / "i.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["version"] = 2
+    msg = r"brownface/identities version 2 is newer than this brownface supports \(1\); upgrade"
+    with pytest.raises(StoreError, match=msg):
+        IdentityStore.read(path)
+
+
+def test_truncated_file_is_refused(tmp_path: Path) -> None:
+    path = variations().write(tmp_path / "v.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreError, match="not a readable HDF5 store") as err:
+        VariationStore.read(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(StoreError, match="not a readable HDF5 store"):
+        summarize(path)
+
+
+def test_random_bytes_and_missing_file_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "junk.h5"
+    path.write_bytes(np.random.default_rng(0).bytes(5000))
+    with pytest.raises(StoreError, match="not a readable HDF5 store"):
+        open_store(path)
+    with pytest.raises(StoreError, match="no such store file"):
+        open_store(tmp_path / "absent.h5")
+
+
+def test_missing_dataset_and_inconsistent_shapes_are_refused(tmp_path: Path) -> None:
+    path = identities().write(tmp_path / "i.h5")
+    with h5py.File(path, "r+") as f:
+        del f["embedding"]
+        f["embedding"] = np.zeros((9, 4), dtype=np.float32)
+    with pytest.raises(StoreError, match=r"embedding must have shape \[N, e_dim\] = \[10, 4\]"):
+        IdentityStore.read(path)
+    with h5py.File(path, "r+") as f:
+        del f["embedding"]
+    with pytest.raises(StoreError, match="has no dataset 'embedding'"):
+        IdentityStore.read(path)
+
+
+def test_wrong_shapes_and_dtypes_on_write(tmp_path: Path) -> None:
+    store = identities(w_dim=32)
+    store.w = store.w[:, :31]
+    msg = r"i\.h5: w must have shape \[N, w_dim\] = \[10, 32\], got \[10, 31\]"
+    with pytest.raises(StoreError, match=msg):
+        store.write(tmp_path / "i.h5")
+    store = variations()
+    store.embedding = store.embedding[:, :2]
+    with pytest.raises(
+        StoreError, match=r"embedding must have shape \[N, V, e_dim\] = \[9, 3, 4\]"
+    ):
+        store.write(tmp_path / "v.h5")
+    store = identities()
+    store.identity = store.identity.astype(np.float64)
+    with pytest.raises(StoreError, match="identity must be int64, got float64"):
+        store.write(tmp_path / "i.h5")
+    assert not list(tmp_path.iterdir())
+
+
+def test_non_unit_directions_are_refused(tmp_path: Path) -> None:
+    store = covariates()
+    store.direction[1] *= 2
+    with pytest.raises(StoreError, match=r"direction 1 \('smile'\) has norm 2"):
+        store.write(tmp_path / "c.h5")
+    path = covariates().write(tmp_path / "c.h5")
+    with h5py.File(path, "r+") as f:
+        f["direction"][0] *= 0.5
+    with pytest.raises(StoreError, match="direction 0 .* expected unit-norm"):
+        CovariateStore.read(path)
+
+
+def test_atomic_path_leaves_nothing_on_error(tmp_path: Path) -> None:
+    final = tmp_path / "deep" / "out.csv"
+    with pytest.raises(RuntimeError), atomic_path(final) as tmp:
+        assert tmp.parent == final.parent and tmp.name.startswith(".out.csv.tmp-")
+        tmp.write_text("half")
+        raise RuntimeError("boom")
+    assert not final.exists() and not list(final.parent.iterdir())
+    with atomic_path(final) as tmp:
+        tmp.write_text("done")
+    assert final.read_text() == "done" and list(final.parent.iterdir()) == [final]
+
+
+def test_store_write_failure_leaves_no_file(tmp_path: Path) -> None:
+    store = identities()
+    store.provenance = {"bad": object()}
+    with pytest.raises(TypeError):
+        store.write(tmp_path / "i.h5")
+    assert not list(tmp_path.iterdir())
+
+
+def split(store: VariationStore | IdentityStore, parts: list[np.ndarray], tmp_path: Path):
+    paths = []
+    for i, rows in enumerate(parts):
+        shard = type(store)(
+            identity=store.identity[rows],
+            w=store.w[rows],
+            embedding=store.embedding[rows],
+            provenance={**PROV, "shard": i},
+            attrs=dict(store.attrs),
+        )
+        paths.append(shard.write(tmp_path / f"shard{i}.h5"))
+    return paths
+
+
+@pytest.mark.parametrize("make", [identities, variations])
+def test_merge_equals_direct_write(tmp_path: Path, make) -> None:
+    store = make()
+    n = len(store)
+    # shards given out of order, one of them interleaved and unsorted
+    parts = [np.arange(6, n), np.array([4, 0, 2]), np.array([1, 3, 5])]
+    merged = merge_shards(split(store, parts, tmp_path), tmp_path / "merged.h5", expected=n)
+    store.provenance = {**PROV, "n_shards": 3}
+    direct = store.write(tmp_path / "direct.h5")
+    assert merged.read_bytes() == direct.read_bytes()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_merge_refuses_overlap(tmp_path: Path) -> None:
+    paths = split(variations(), [np.arange(0, 5), np.arange(4, 9)], tmp_path)
+    with pytest.raises(StoreError, match="shard0.h5 and .*shard1.h5 both contain identity 4"):
+        merge_shards(paths, tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_merge_refuses_gap(tmp_path: Path) -> None:
+    paths = split(variations(), [np.arange(0, 3), np.arange(5, 9)], tmp_path)
+    with pytest.raises(StoreError, match="identity 3 is in none of the 2 shards"):
+        merge_shards(paths, tmp_path / "m.h5")
+    paths = split(variations(), [np.arange(0, 3), np.arange(3, 9)], tmp_path)
+    with pytest.raises(StoreError, match="identity 9 is in none"):
+        merge_shards(paths, tmp_path / "m.h5", expected=12)
+    with pytest.raises(StoreError, match="identity 8, outside 0..7"):
+        merge_shards(paths, tmp_path / "m.h5", expected=8)
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_merge_refuses_mismatched_shards(tmp_path: Path) -> None:
+    a = variations(n=3, v=3).write(tmp_path / "a.h5")
+    b = variations(n=6, v=4)
+    b.identity = b.identity + 3
+    b = b.write(tmp_path / "b.h5")
+    with pytest.raises(StoreError, match="b.h5: V = 4, but .*a.h5 has V = 3"):
+        merge_shards([a, b], tmp_path / "m.h5")
+    c = variations(n=6)
+    c.identity, c.provenance = c.identity + 3, {**PROV, "seed": 8}
+    c = c.write(tmp_path / "c.h5")
+    with pytest.raises(StoreError, match="c.h5: provenance key 'seed' differs from"):
+        merge_shards([a, c], tmp_path / "m.h5")
+    with pytest.raises(StoreError, match="merges identities or variations"):
+        merge_shards([projections().write(tmp_path / "p.h5")], tmp_path / "m.h5")
+
+
+def test_read_variations_partial(tmp_path: Path) -> None:
+    store = variations()
+    path = store.write(tmp_path / "v.h5")
+    part = read_variations(path, 2, 5)
+    np.testing.assert_array_equal(part.identity, [2, 3, 4])
+    np.testing.assert_array_equal(part.w, store.w[2:5])
+    np.testing.assert_array_equal(part.embedding, store.embedding[2:5])
+    assert len(read_variations(path, 20, 30)) == 0
+    with pytest.raises(StoreError, match="expected a brownface/variations store"):
+        read_variations(identities().write(tmp_path / "i.h5"), 0, 1)
+
+
+def test_checkpoint_round_trip_resumes_rng(tmp_path: Path) -> None:
+    tgen, ngen = torch.Generator().manual_seed(3), np.random.default_rng(4)
+    torch.randn(5, generator=tgen), ngen.standard_normal(5)
+    state = rng_state(torch_gen=tgen, np_gen=ngen)
+    arrays = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "mask": np.array([True, False])}
+    path = save_checkpoint(
+        tmp_path / "ck.h5",
+        arrays=arrays,
+        iteration=41,
+        rng={**state, "extra": b"\x00\x01raw"},
+        meta={"loop": "langevin", "step": 0.1},
+    )
+    expected_t, expected_n = torch.randn(4, generator=tgen), ngen.standard_normal(4)
+    ck = load_checkpoint(path, loop="langevin")
+    assert ck.iteration == 41 and ck.meta == {"loop": "langevin", "step": 0.1}
+    assert ck.rng["extra"] == b"\x00\x01raw"
+    for name, arr in arrays.items():
+        np.testing.assert_array_equal(ck.arrays[name], arr)
+        assert ck.arrays[name].dtype == arr.dtype
+    tgen2, ngen2 = torch.Generator().manual_seed(99), np.random.default_rng(99)
+    restore_rng(ck.rng, torch_gen=tgen2, np_gen=ngen2)
+    assert torch.equal(torch.randn(4, generator=tgen2), expected_t)
+    np.testing.assert_array_equal(ngen2.standard_normal(4), expected_n)
+    with pytest.raises(
+        StoreError, match="checkpoint is for loop 'langevin', expected 'dispersion'"
+    ):
+        load_checkpoint(path, loop="dispersion")
+    with pytest.raises(StoreError, match="expected a brownface/checkpoint store"):
+        load_checkpoint(identities().write(tmp_path / "i.h5"))
+    again = save_checkpoint(
+        tmp_path / "ck2.h5",
+        arrays=arrays,
+        iteration=41,
+        rng={**state, "extra": b"\x00\x01raw"},
+        meta={"loop": "langevin", "step": 0.1},
+    )
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_summarize_mentions_kind_and_shapes(tmp_path: Path) -> None:
+    text = summarize(variations().write(tmp_path / "v.h5"))
+    assert "brownface/variations, version 1" in text
+    assert "[9, 3, 8]" in text and "float32" in text and "items: 9 identities" in text
+    assert '"seed": 7' in text and '"package_version"' in text
+    ck = save_checkpoint(
+        tmp_path / "ck.h5", arrays={"x": np.zeros((2, 5))}, iteration=3, rng={}, meta={}
+    )
+    text = summarize(ck)
+    assert "brownface/checkpoint" in text and "iteration: 3" in text and "[2, 5]" in text
+    text = summarize(projections().write(tmp_path / "p.h5"))
+    assert "path" in text and "str" in text and "items: 5 images" in text

@@ -10,6 +10,7 @@ from brownface.store.base import (
     KINDS,
     VERSION,
     StoreError,
+    atomic_dir,
     atomic_path,
     open_store,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "STORES",
     "VERSION",
     "Checkpoint",
+    "atomic_dir",
     "CovariateStore",
     "IdentityStore",
     "ProjectionStore",

@@ -1,0 +1,99 @@
+"""Loading and validating the workflow config against its JSON schema.
+
+The schema (``config.schema.yaml``, shipped in the package and linked from
+``workflow/schemas/``) is the one home of defaults and descriptions. Validation fills the
+defaults and turns the first problem into one line naming the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from brownface.errors import UserError
+
+
+@cache
+def schema() -> dict:
+    """The config schema as a dict."""
+    text = resources.files("brownface").joinpath("config.schema.yaml").read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def _with_defaults(cls):
+    """A validator class that fills ``default`` values of missing properties while validating."""
+    validate_properties = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema_):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema_)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    v, got = error.validator, error.instance
+    if v == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(got) - set(allowed)) if isinstance(got, dict) else []
+        return f"{key}: unknown key {extra[0]!r}; expected one of {', '.join(allowed)}"
+    if v == "type":
+        return f"{key}: expected {error.validator_value}, got {got!r}"
+    if v in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[v]
+        return f"{key}: expected a value {op} {error.validator_value}, got {got!r}"
+    if v == "enum":
+        options = ", ".join(repr(o) for o in error.validator_value)
+        return f"{key}: expected one of {options}, got {got!r}"
+    if v == "required":
+        return f"{key}: {error.message}"
+    return f"{key}: {error.message}"
+
+
+def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; UserError on problems."""
+    if not isinstance(config, dict):
+        raise UserError(f"{source}: expected a mapping of keys at the top level")
+    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise UserError(f"{source}: {_describe(best)}")
+    return config
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}:{where} not valid YAML") from None
+    return validate(data if data is not None else {}, source=str(path))
+
+
+def documented_keys(node: dict | None = None, prefix: str = "") -> list[str]:
+    """Every key path of the schema (``world.multipie.subjects``), for the docs test."""
+    node = schema() if node is None else node
+    keys = []
+    for name, sub in node.get("properties", {}).items():
+        path = f"{prefix}{name}"
+        keys.append(path)
+        keys += documented_keys(sub, path + ".")
+    return keys

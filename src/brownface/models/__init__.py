@@ -1,0 +1,1 @@
+"""Generators, face-recognition backbones, checkpoint loaders and face crops."""

@@ -1,0 +1,80 @@
+"""Running a stage: logging, threads, progress, and one-line errors.
+
+The Snakemake adapters call :func:`run_stage`; it sends log records to the rule's log file and
+to stderr, caps torch's threads to the rule's ``threads``, and turns a :class:`UserError` into
+one line and exit code 1. Progress is a tqdm bar on a terminal and periodic log lines otherwise
+(Snakemake logs are files, where a bar would be noise).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from brownface.errors import UserError
+
+log = logging.getLogger("brownface")
+
+
+def configure_logging(log_file: str | None = None) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+def run_stage(smk: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``func`` for a Snakemake job ``smk`` (its log and threads), exiting 1 on UserError."""
+    configure_logging(smk.log[0] if len(smk.log) else None)
+    torch.set_num_threads(max(1, int(smk.threads)))
+    try:
+        return func(*args, **kwargs)
+    except UserError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
+
+
+class _LogProgress:
+    """tqdm's update/close interface, logging about every 10% (or 60 s) instead of drawing."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        self.total, self.desc, self.done = max(total, 1), desc, 0
+        self.start = self.last = time.monotonic()
+        self.next_fraction = 0.1
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        now = time.monotonic()
+        if self.done / self.total >= self.next_fraction or now - self.last > 60:
+            rate = self.done / max(now - self.start, 1e-9)
+            log.info("%s: %d/%d (%.0f/s)", self.desc, self.done, self.total, rate)
+            self.last = now
+            while self.next_fraction <= self.done / self.total:
+                self.next_fraction += 0.1
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _LogProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def progress(total: int, desc: str, unit: str = "it"):
+    """A progress bar on a terminal, periodic log lines otherwise."""
+    if sys.stderr.isatty():
+        return tqdm(total=total, desc=desc, unit=unit)
+    return _LogProgress(total, desc)

@@ -1,0 +1,147 @@
+"""The demo world's "GAN": a fixed random mapping z -> w and a synthesis w -> face image.
+
+It implements the generator interface every stage uses (``mapping``, ``synthesis``, ``z_dim``,
+``w_dim``, ``w_avg``, ``img_resolution``), with the face renderer as its image head. Like a
+real StyleGAN, the mapping is a normalised MLP with leaky ReLUs and the synthesis entangles
+factors: a fixed random non-linear head maps every latent direction to identity *and*
+nuisance (pose, light, expression) parameters, so no latent direction is without effect.
+Unlike a real GAN it has an oracle: ``identity_params`` and ``nuisance_params`` give the ground
+truth behind each latent, for tests and metrics.
+
+Everything is determined by ``seed`` (the config's ``world.seed``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from brownface.seeding import torch_generator
+from brownface.world.renderer import EXPRESSIONS, FaceParams, FaceRenderer
+
+N_NUISANCE = 5 + len(EXPRESSIONS)  # yaw, pitch, light azimuth, strength, ambient, expressions
+W_AVG_SAMPLES = 10_000
+
+
+def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+class WorldGenerator(nn.Module):
+    """Generator of the procedural face world (no trainable parameters; all buffers)."""
+
+    def __init__(
+        self,
+        seed: int = 0,  # world.seed: fixes mapping, synthesis head and renderer
+        z_dim: int = 32,  # input latent width
+        w_dim: int = 32,  # intermediate latent width
+        identity_dim: int = 16,  # renderer identity vector length
+        resolution: int = 64,  # output image size
+        mapping_layers: int = 4,  # depth of the z -> w MLP
+        head_hidden: int = 64,  # hidden width of the w -> parameters head
+    ) -> None:
+        super().__init__()
+        self.seed, self.z_dim, self.w_dim = seed, z_dim, w_dim
+        self.identity_dim, self.img_resolution = identity_dim, resolution
+        self.renderer = FaceRenderer(resolution=resolution, identity_dim=identity_dim, seed=seed)
+        gen = torch_generator(seed, "world/generator")
+        gain = math.sqrt(2)  # He gain for leaky ReLU, as in StyleGAN's equalised layers
+        for i in range(mapping_layers):
+            fan_in = z_dim if i == 0 else w_dim
+            self.register_buffer(
+                f"fc{i}_w", torch.randn(w_dim, fan_in, generator=gen) * gain / math.sqrt(fan_in)
+            )
+            self.register_buffer(f"fc{i}_b", 0.1 * torch.randn(w_dim, generator=gen))
+        self.mapping_layers = mapping_layers
+        n_out = identity_dim + N_NUISANCE
+        self.register_buffer(
+            "head0_w", torch.randn(head_hidden, w_dim, generator=gen) * gain / math.sqrt(w_dim)
+        )
+        self.register_buffer("head0_b", 0.5 * torch.randn(head_hidden, generator=gen))
+        self.register_buffer(
+            "head1_w", torch.randn(n_out, head_hidden, generator=gen) / math.sqrt(head_hidden)
+        )
+        self.register_buffer("skip_w", torch.randn(n_out, w_dim, generator=gen) / math.sqrt(w_dim))
+        # Statistics over a fixed sample: w_avg, and standardisation of w and the head output.
+        z = torch.randn(W_AVG_SAMPLES, z_dim, generator=torch_generator(seed, "world/w_avg"))
+        w = self.mapping(z, truncation_psi=1.0, _raw=True)
+        self.register_buffer("w_avg", w.mean(0))
+        self.register_buffer("w_std", w.std(0))
+        raw = self._head_raw(w)
+        self.register_buffer("out_mean", raw.mean(0))
+        self.register_buffer("out_std", raw.std(0))
+        self.requires_grad_(False)
+
+    # -- the generator interface ----------------------------------------------------------
+    def mapping(
+        self, z: torch.Tensor, truncation_psi: float = 1.0, _raw: bool = False
+    ) -> torch.Tensor:
+        """z [B, z_dim] -> w [B, w_dim]; truncation w_avg + psi (w - w_avg)."""
+        if z.ndim != 2 or z.shape[1] != self.z_dim:
+            raise ValueError(f"z must have shape [B, {self.z_dim}], got {list(z.shape)}")
+        x = _normalize_2nd_moment(z)
+        for i in range(self.mapping_layers):
+            x = F.leaky_relu(x @ getattr(self, f"fc{i}_w").T + getattr(self, f"fc{i}_b"), 0.2)
+        if _raw or truncation_psi == 1.0:
+            return x
+        return self.w_avg + truncation_psi * (x - self.w_avg)
+
+    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
+        """w [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
+        return self.render(w)[0]
+
+    def render(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """w -> (images, 5 landmarks in pixels); the landmarks are the world's ground truth."""
+        return self.renderer(self.face_params(w))
+
+    # -- the oracle -----------------------------------------------------------------------
+    def _head_raw(self, w: torch.Tensor) -> torch.Tensor:
+        x = (w - self.w_avg) / self.w_std if hasattr(self, "w_std") else w
+        hidden = F.leaky_relu(x @ self.head0_w.T + self.head0_b, 0.2)
+        return hidden @ self.head1_w.T + x @ self.skip_w.T
+
+    def _head(self, w: torch.Tensor) -> torch.Tensor:
+        if w.ndim != 2 or w.shape[1] != self.w_dim:
+            raise ValueError(f"w must have shape [B, {self.w_dim}], got {list(w.shape)}")
+        return (self._head_raw(w) - self.out_mean) / self.out_std
+
+    def identity_params(self, w: torch.Tensor) -> torch.Tensor:
+        """Ground-truth identity vector [B, identity_dim] behind each latent."""
+        return self._head(w)[:, : self.identity_dim]
+
+    def nuisance_params(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Ground-truth yaw, pitch, light azimuth/strength, ambient (degrees / [0, 1]) and
+        expression intensities [B, 5] behind each latent."""
+        return self._nuisance(self._head(w)[:, self.identity_dim :])
+
+    @staticmethod
+    def _nuisance(o: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Mostly near-frontal, near-neutral faces, as in FFHQ; the tails reach profile and
+        # full expressions.
+        return dict(
+            yaw=90 * torch.tanh(0.4 * o[:, 0]),
+            pitch=30 * torch.tanh(0.4 * o[:, 1]),
+            light_azimuth=90 * torch.tanh(0.6 * o[:, 2]),
+            light_strength=0.15 + 0.8 * torch.sigmoid(o[:, 3]),
+            ambient=0.25 + 0.5 * torch.sigmoid(o[:, 4]),
+            expression=torch.sigmoid(1.5 * o[:, 5:] - 2.5),
+        )
+
+    def face_params(self, w: torch.Tensor) -> FaceParams:
+        out = self._head(w)
+        identity = out[:, : self.identity_dim]
+        return FaceParams.neutral(identity, **self._nuisance(out[:, self.identity_dim :]))
+
+    def spec(self) -> dict:
+        """How this generator was built, as data (for provenance and rebuilding)."""
+        return dict(
+            kind="world",
+            seed=self.seed,
+            z_dim=self.z_dim,
+            w_dim=self.w_dim,
+            identity_dim=self.identity_dim,
+            resolution=self.img_resolution,
+        )

@@ -9,6 +9,7 @@ one line and exit code 1. Progress is a tqdm bar on a terminal and periodic log 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +21,13 @@ from tqdm import tqdm
 from brownface.errors import UserError
 
 log = logging.getLogger("brownface")
+
+
+def share_library_path(src: str) -> None:
+    """Put ``src`` first on PYTHONPATH so job processes import this checkout's brownface."""
+    current = os.environ.get("PYTHONPATH", "")
+    parts = [src] + [p for p in current.split(os.pathsep) if p and p != src]
+    os.environ["PYTHONPATH"] = os.pathsep.join(parts)
 
 
 def configure_logging(log_file: str | None = None) -> None:

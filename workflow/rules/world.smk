@@ -16,6 +16,8 @@ rule build_world_multipie:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../../envs/brownface.yaml"
     script:
         "../scripts/build_world_multipie.py"
 
@@ -34,6 +36,8 @@ rule build_world_lfw:
     threads: 1
     resources:
         mem_mb=3000,
+    conda:
+        "../../envs/brownface.yaml"
     script:
         "../scripts/build_world_lfw.py"
 
@@ -50,6 +54,8 @@ rule build_world_cfp_fp:
     threads: 1
     resources:
         mem_mb=3000,
+    conda:
+        "../../envs/brownface.yaml"
     script:
         "../scripts/build_world_cfp_fp.py"
 
@@ -66,6 +72,8 @@ rule build_world_ijbc:
     threads: 1
     resources:
         mem_mb=2000,
+    conda:
+        "../../envs/brownface.yaml"
     script:
         "../scripts/build_world_ijbc.py"
 
@@ -82,6 +90,8 @@ rule plot_world_sheet:
     log:
         logs("world", "plot_world_sheet.log"),
     threads: 1
+    conda:
+        "../../envs/brownface.yaml"
     script:
         "../scripts/plot_world_sheet.py"
 

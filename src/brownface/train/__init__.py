@@ -1,0 +1,1 @@
+"""FR training: margin heads, augmentations, data, loop, resume."""

@@ -61,7 +61,10 @@ def test_errors_are_one_line_and_exit_1(tmp_path):
 def test_bad_config_is_reported_by_generate(tmp_path, capsys):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("world:\n  resolution: 3\n")
-    assert main(["generate", "--config", str(cfg), "--seed", "1", "--out", str(tmp_path / "x.png")]) == 1
+    assert (
+        main(["generate", "--config", str(cfg), "--seed", "1", "--out", str(tmp_path / "x.png")])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "world.resolution" in err and ">= 16" in err
 

@@ -25,12 +25,18 @@ def test_empty_config_gets_every_default():
 @pytest.mark.parametrize(
     ("bad", "expected"),
     [
-        ({"world": {"multipie": {"subjects": 0}}}, "world.multipie.subjects: expected a value >= 1, got 0"),
+        (
+            {"world": {"multipie": {"subjects": 0}}},
+            "world.multipie.subjects: expected a value >= 1, got 0",
+        ),
         ({"world": {"multipie": {"subjets": 3}}}, "world.multipie: unknown key 'subjets'"),
         ({"seed": "one"}, "seed: expected integer, got 'one'"),
         ({"generator": {"kind": "gan"}}, "generator.kind: expected one of 'world', got 'gan'"),
         ({"device": "gpu"}, "device:"),
-        ({"world": {"multipie": {"cameras": ["99_9"]}}}, "world.multipie.cameras.0: expected one of"),
+        (
+            {"world": {"multipie": {"cameras": ["99_9"]}}},
+            "world.multipie.cameras.0: expected one of",
+        ),
         ({"bogus": 1}, "unknown key 'bogus'"),
     ],
 )

@@ -60,5 +60,7 @@ def test_bad_config_stops_with_one_line(tmp_path):
     run = snakemake(tmp_path, "-n", "world")
     assert run.returncode != 0
     lines = [line for line in run.stderr.splitlines() if "brownface: error" in line]
-    assert lines == ["brownface: error: config: world.multipie.subjects: expected a value >= 1, got 0"]
+    assert lines == [
+        "brownface: error: config: world.multipie.subjects: expected a value >= 1, got 0"
+    ]
     assert "Traceback" not in run.stderr

@@ -42,14 +42,18 @@ def multipie(tmp_path_factory, renderer):
 
 def test_multipie_names_parse_and_cover_the_subsets(multipie):
     out, n = multipie
-    files = sorted(p.relative_to(out / "multipie").as_posix() for p in (out / "multipie").rglob("*.png"))
+    files = sorted(
+        p.relative_to(out / "multipie").as_posix() for p in (out / "multipie").rglob("*.png")
+    )
     assert len(files) == n
     images = [parse_relpath(f) for f in files]
     assert {im.subject for im in images} == {1, 2, 3}
     assert {im.expression for im in images} == set(EXPRESSIONS)
     neutral_07 = {im.camera for im in images if im.expression == "neutral" and im.flash == 7}
     assert neutral_07 == set(CAMERA_YAW)
-    frontal_flashes = {im.flash for im in images if im.camera == "05_1" and im.expression == "neutral"}
+    frontal_flashes = {
+        im.flash for im in images if im.camera == "05_1" and im.expression == "neutral"
+    }
     assert {0, 1, 2, 3, 7, 11, 12, 13} <= frontal_flashes
     # Expression recordings are photographed by the frontal camera under flash 07 only.
     assert all((im.camera, im.flash) == ("05_1", 7) for im in images if im.expression != "neutral")
@@ -64,7 +68,9 @@ def test_multipie_landmarks_cover_every_image_and_faces_are_not_aligned(multipie
     eye_distance = np.linalg.norm(frontal[:, 1] - frontal[:, 0], axis=1)
     # Shift, scale and roll differ per session: positions and sizes vary by several pixels.
     assert frontal[:, 0].std(0).max() > 1.0 and eye_distance.std() > 0.5
-    tilt = np.degrees(np.arctan2(frontal[:, 1, 1] - frontal[:, 0, 1], frontal[:, 1, 0] - frontal[:, 0, 0]))
+    tilt = np.degrees(
+        np.arctan2(frontal[:, 1, 1] - frontal[:, 0, 1], frontal[:, 1, 0] - frontal[:, 0, 0])
+    )
     assert np.abs(tilt).max() > 2.0
 
 
@@ -79,7 +85,14 @@ def test_multipie_same_seed_same_bytes(tmp_path, renderer, multipie):
 
 
 def test_lfw_bin_tree_and_pairs_agree(tmp_path, renderer):
-    build_lfw(renderer, 0, tmp_path / "lfw.bin", tmp_path / "lfw", tmp_path / "pairs.txt", pairs_per_fold=3)
+    build_lfw(
+        renderer,
+        0,
+        tmp_path / "lfw.bin",
+        tmp_path / "lfw",
+        tmp_path / "pairs.txt",
+        pairs_per_fold=3,
+    )
     vs = read_bin(tmp_path / "lfw.bin")
     assert len(vs.images) == 120 and vs.images[0].shape == (112, 112, 3)
     assert bin_fold_structure(vs.issame) == [(3, 3)] * 10
@@ -89,9 +102,14 @@ def test_lfw_bin_tree_and_pairs_agree(tmp_path, renderer):
     encoded = read_bin_encoded(tmp_path / "lfw.bin").images
     for i, p in enumerate(pairs):
         assert (tmp_path / "lfw" / image_relpath(p.name1, p.index1)).read_bytes() == encoded[2 * i]
-        assert (tmp_path / "lfw" / image_relpath(p.name2, p.index2)).read_bytes() == encoded[2 * i + 1]
+        assert (tmp_path / "lfw" / image_relpath(p.name2, p.index2)).read_bytes() == encoded[
+            2 * i + 1
+        ]
     # Folds are person-disjoint.
-    people = [{p.name1 for p in pairs if p.fold == f} | {p.name2 for p in pairs if p.fold == f} for f in range(10)]
+    people = [
+        {p.name1 for p in pairs if p.fold == f} | {p.name2 for p in pairs if p.fold == f}
+        for f in range(10)
+    ]
     assert all(people[a].isdisjoint(people[b]) for a in range(10) for b in range(a + 1, 10))
 
 

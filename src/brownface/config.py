@@ -3,6 +3,8 @@
 The schema (``config.schema.yaml``, shipped in the package and linked from
 ``workflow/schemas/``) is the one home of defaults and descriptions. Validation fills the
 defaults and turns the first problem into one line naming the key and what was expected.
+An object default marked ``x-merge-default: true`` also fills the keys a partial override
+leaves out (so ``world.reference_fr.recipe: {epochs: 2}`` keeps the rest of the world recipe).
 """
 
 from __future__ import annotations
@@ -33,8 +35,14 @@ def _with_defaults(cls):
     def set_defaults(validator, properties, instance, schema_):
         if isinstance(instance, dict):
             for key, sub in properties.items():
-                if "default" in sub and key not in instance:
+                if "default" not in sub:
+                    continue
+                if key not in instance:
                     instance[key] = copy.deepcopy(sub["default"])
+                elif sub.get("x-merge-default") and isinstance(instance[key], dict):
+                    # Partial overrides keep the rest of this default (e.g. the world's recipe).
+                    for k, v in sub["default"].items():
+                        instance[key].setdefault(k, copy.deepcopy(v))
         yield from validate_properties(validator, properties, instance, schema_)
 
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
@@ -89,11 +97,19 @@ def load(path: str | Path) -> dict[str, Any]:
 
 
 def documented_keys(node: dict | None = None, prefix: str = "") -> list[str]:
-    """Every key path of the schema (``world.multipie.subjects``), for the docs test."""
+    """Every key path of the schema (``world.multipie.subjects``), for the docs test.
+
+    Shared definitions (``$defs``) are listed once under their own name (``recipe.arch``),
+    not under every key that refers to them.
+    """
+    top = node is None
     node = schema() if node is None else node
     keys = []
     for name, sub in node.get("properties", {}).items():
         path = f"{prefix}{name}"
         keys.append(path)
         keys += documented_keys(sub, path + ".")
+    if top:
+        for name, sub in node.get("$defs", {}).items():
+            keys += documented_keys(sub, name + ".")
     return keys

@@ -26,3 +26,23 @@ def logs(*parts):
 def benchmarks(*parts):
     """A Snakemake benchmark table path (the repository's benchmarks/ is for measurements)."""
     return results("benchmarks", *parts)
+
+
+WORLD_CORE = ("seed", "resolution", "identity_dim", "z_dim", "w_dim")
+
+
+def world_params(section=None, keys=None):
+    """The world keys a job depends on (the generator's, plus a section or only some of its
+    keys), so changing one data set's settings reruns only that data set."""
+    params = {k: config["world"][k] for k in WORLD_CORE}
+    if section is not None:
+        values = config["world"][section]
+        params[section] = {k: values[k] for k in (keys or values)}
+    return params
+
+
+def model_file(model):
+    """The model.pt of a model name: the world's reference network or a trained dataset."""
+    if model == "world_reference_fr":
+        return results("world", "reference_fr", "model.pt")
+    return results("training", model, "model.pt")

@@ -7,17 +7,17 @@ rule build_world_multipie:
     output:
         root=directory(f"{WORLD}/multipie"),
         landmarks=f"{WORLD}/multipie_landmarks.csv",
-    params:
-        world=config["world"],
     log:
         logs("world", "build_world_multipie.log"),
     benchmark:
         benchmarks("world", "build_world_multipie.tsv")
+    conda:
+        "../../envs/brownface.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/brownface.yaml"
+    params:
+        world=world_params("multipie"),
     script:
         "../scripts/build_world_multipie.py"
 
@@ -27,17 +27,19 @@ rule build_world_lfw:
         lfw_bin=f"{WORLD}/benchmarks/lfw.bin",
         tree=directory(f"{WORLD}/benchmarks/lfw"),
         pairs=f"{WORLD}/benchmarks/pairs.txt",
-    params:
-        world=config["world"],
     log:
         logs("world", "build_world_lfw.log"),
     benchmark:
         benchmarks("world", "build_world_lfw.tsv")
+    conda:
+        "../../envs/brownface.yaml"
     threads: 1
     resources:
         mem_mb=3000,
-    conda:
-        "../../envs/brownface.yaml"
+    params:
+        world=world_params(
+            "benchmarks", ["image_size", "lfw_folds", "lfw_pairs_per_fold"]
+        ),
     script:
         "../scripts/build_world_lfw.py"
 
@@ -45,17 +47,19 @@ rule build_world_lfw:
 rule build_world_cfp_fp:
     output:
         cfp_fp_bin=f"{WORLD}/benchmarks/cfp_fp.bin",
-    params:
-        world=config["world"],
     log:
         logs("world", "build_world_cfp_fp.log"),
     benchmark:
         benchmarks("world", "build_world_cfp_fp.tsv")
+    conda:
+        "../../envs/brownface.yaml"
     threads: 1
     resources:
         mem_mb=3000,
-    conda:
-        "../../envs/brownface.yaml"
+    params:
+        world=world_params(
+            "benchmarks", ["image_size", "cfp_fp_folds", "cfp_fp_people_per_fold"]
+        ),
     script:
         "../scripts/build_world_cfp_fp.py"
 
@@ -63,17 +67,17 @@ rule build_world_cfp_fp:
 rule build_world_ijbc:
     output:
         root=directory(f"{WORLD}/benchmarks/ijbc"),
-    params:
-        world=config["world"],
     log:
         logs("world", "build_world_ijbc.log"),
     benchmark:
         benchmarks("world", "build_world_ijbc.tsv")
+    conda:
+        "../../envs/brownface.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    conda:
-        "../../envs/brownface.yaml"
+    params:
+        world=world_params("benchmarks", ["ijbc_subjects", "ijbc_image_size"]),
     script:
         "../scripts/build_world_ijbc.py"
 
@@ -85,15 +89,61 @@ rule plot_world_sheet:
             caption="../report/world_sheet.rst",
             category="World",
         ),
-    params:
-        world=config["world"],
     log:
         logs("world", "plot_world_sheet.log"),
-    threads: 1
     conda:
         "../../envs/brownface.yaml"
+    threads: 1
+    params:
+        world=world_params(),
     script:
         "../scripts/plot_world_sheet.py"
+
+
+rule build_world_fr_train:
+    output:
+        root=directory(f"{WORLD}/reference_fr_train"),
+    log:
+        logs("world", "build_world_fr_train.log"),
+    benchmark:
+        benchmarks("world", "build_world_fr_train.tsv")
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        world=world_params(
+            "reference_fr", ["identities", "images_per_identity", "image_size"]
+        ),
+    script:
+        "../scripts/build_world_fr_train.py"
+
+
+rule train_world_reference_fr:
+    input:
+        data=rules.build_world_fr_train.output.root,
+        lfw=rules.build_world_lfw.output.lfw_bin,
+        cfp_fp=rules.build_world_cfp_fp.output.cfp_fp_bin,
+    output:
+        model=f"{WORLD}/reference_fr/model.pt",
+        train_log=f"{WORLD}/reference_fr/train_log.csv",
+        validation=f"{WORLD}/reference_fr/validation.json",
+    log:
+        logs("world", "train_world_reference_fr.log"),
+    benchmark:
+        benchmarks("world", "train_world_reference_fr.tsv")
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        recipe=config["world"]["reference_fr"]["recipe"],
+        checkpoint=f"{WORLD}/checkpoints/reference_fr.pt",
+        device=config["device"],
+    script:
+        "../scripts/train_world_reference_fr.py"
 
 
 rule world:
@@ -105,5 +155,11 @@ rule world:
         rules.plot_world_sheet.output,
 
 
+rule reference_fr:
+    input:
+        rules.train_world_reference_fr.output,
+
+
 localrules:
     world,
+    reference_fr,

@@ -5,5 +5,8 @@ from brownface.world.build import build_world_cfp_fp
 
 if __name__ == "__main__":
     run_stage(
-        snakemake, build_world_cfp_fp, snakemake.params.world, cfp_fp_bin=snakemake.output.cfp_fp_bin
+        snakemake,
+        build_world_cfp_fp,
+        snakemake.params.world,
+        cfp_fp_bin=snakemake.output.cfp_fp_bin,
     )

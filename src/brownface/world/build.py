@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from brownface.models.factory import world_generator
+from brownface.world.fr_train_set import build_fr_train_set
 from brownface.world.ijb_set import build_ijbc
 from brownface.world.multipie_set import MultiPieSpec, build_multipie
 from brownface.world.verification_sets import build_cfp_fp, build_lfw
@@ -75,3 +76,18 @@ def build_world_ijbc(world: dict, root: Path) -> None:
         image_size=bm["ijbc_image_size"],
     )
     log.info("ijbc: %d images of %d subjects", n, bm["ijbc_subjects"])
+
+
+def build_world_fr_train(world: dict, root: Path) -> None:
+    """Training images of the world's reference FR network."""
+    fr = world["reference_fr"]
+    renderer = world_generator(world).renderer
+    n = build_fr_train_set(
+        renderer,
+        world["seed"],
+        Path(root),
+        identities=fr["identities"],
+        images_per_identity=fr["images_per_identity"],
+        image_size=fr["image_size"],
+    )
+    log.info("reference FR training set: %d images of %d identities", n, fr["identities"])

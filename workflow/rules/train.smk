@@ -1,0 +1,32 @@
+# FR training on a dataset in the rendered layout (results/datasets/<name>/images + index.csv).
+
+
+rule train_fr:
+    input:
+        index=results("datasets", "{dataset}", "index.csv"),
+        validation=lambda wc: [
+            config["verification_sets"][n] for n in config["training"]["validation"]
+        ],
+    output:
+        model=results("training", "{dataset}", "model.pt"),
+        train_log=results("training", "{dataset}", "train_log.csv"),
+        validation=results("training", "{dataset}", "validation.json"),
+    log:
+        logs("training", "{dataset}.log"),
+    benchmark:
+        benchmarks("training", "{dataset}.tsv")
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 8
+    resources:
+        mem_mb=16000,
+        gpus=1,
+    params:
+        recipe=config["training"]["recipe"],
+        validation={
+            n: config["verification_sets"][n] for n in config["training"]["validation"]
+        },
+        checkpoint=lambda wc: results("checkpoints", "training", f"{wc.dataset}.pt"),
+        device=config["device"],
+    script:
+        "../scripts/train_fr.py"

@@ -1,0 +1,18 @@
+"""Adapter: train the world's reference FR network (resumes from its checkpoint)."""
+
+from pathlib import Path
+
+from brownface.runlog import run_stage
+from brownface.train.run import train_fr
+
+if __name__ == "__main__":
+    run_stage(
+        snakemake,
+        train_fr,
+        snakemake.params.recipe,
+        data_root=snakemake.input.data,
+        out_dir=Path(snakemake.output.model).parent,
+        checkpoint=snakemake.params.checkpoint,
+        validation={"lfw": snakemake.input.lfw, "cfp_fp": snakemake.input.cfp_fp},
+        device=snakemake.params.device,
+    )

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from brownface.models.fr import FRModel, FRSpec, build_backbone
+from brownface.runlog import tune_allocator
 from brownface.train.heads import build_head
 from brownface.train.recipe import TrainRecipe
 
@@ -70,6 +71,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=1000)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    tune_allocator()  # as every stage does (brownface.runlog)
     print(f"threads {args.threads}, {args.classes} classes, median of {args.repeats}")
     print(f"{'recipe':58s} {'train img/s':>12s} {'forward img/s':>14s} {'train/forward':>14s}")
     for name, recipe in RECIPES.items():

@@ -17,6 +17,7 @@ from sklearn.preprocessing import normalize
 from torch import nn
 
 from brownface.evaluate.verification import flip_fused_embeddings, verification_roc
+from brownface.runlog import tune_allocator
 
 
 def small_cnn(dim: int = 128) -> nn.Module:
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="rounds; the best time counts")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    tune_allocator()  # as every stage does (brownface.runlog)
 
     # 2 x pairs images drawn from a pool of 256 distinct ones (same work, less memory).
     rng = np.random.default_rng(0)

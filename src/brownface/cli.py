@@ -14,6 +14,7 @@ import torch
 
 from brownface import __version__
 from brownface.errors import UserError
+from brownface.runlog import tune_allocator
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    tune_allocator()
     try:
         args.func(args)
     except UserError as exc:

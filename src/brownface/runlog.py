@@ -8,6 +8,8 @@ one line and exit code 1. Progress is a tqdm bar on a terminal and periodic log 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import sys
@@ -21,6 +23,26 @@ from tqdm import tqdm
 from brownface.errors import UserError
 
 log = logging.getLogger("brownface")
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory in the process (glibc ``mallopt``) instead of returning it to the OS.
+
+    PyTorch's CPU kernels allocate and free large temporaries every call; with glibc's default
+    thresholds each one is mmapped, faulted in page by page and unmapped again, which halves the
+    renderer's throughput and makes it erratic. Raising the mmap and trim thresholds keeps those
+    blocks on the heap. A no-op (returning False) where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    ok = mallopt(m_mmap_threshold, 256 << 20) == 1
+    ok &= mallopt(m_trim_threshold, 1 << 30) == 1
+    ok &= mallopt(m_top_pad, 64 << 20) == 1
+    return bool(ok)
 
 
 def share_library_path(src: str) -> None:
@@ -46,6 +68,7 @@ def run_stage(smk: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> 
     """Run ``func`` for a Snakemake job ``smk`` (its log and threads), exiting 1 on UserError."""
     configure_logging(smk.log[0] if len(smk.log) else None)
     torch.set_num_threads(max(1, int(smk.threads)))
+    tune_allocator()
     try:
         return func(*args, **kwargs)
     except UserError as exc:

@@ -173,6 +173,21 @@ def load_fr(spec: FRSpec | dict, device: torch.device | str = "cpu") -> FRModel:
     return model
 
 
+def reference_fr_spec(section: dict) -> FRSpec:
+    """The spec of the validated ``reference_fr`` config section (brownface models carry their
+    own architecture, so only the checkpoint counts for them)."""
+    if section["kind"] == "brownface":
+        return FRSpec(kind="brownface", checkpoint=section["checkpoint"])
+    return FRSpec(
+        kind=section["kind"],
+        arch=section["arch"],
+        checkpoint=section["checkpoint"],
+        input_size=section["input_size"],
+        colour=section["colour"],
+        embedding_size=section["embedding_size"],
+    )
+
+
 def fr_provenance(spec: FRSpec) -> dict:
     """The spec plus the checkpoint's sha256, for store provenance."""
     data = spec.to_dict()

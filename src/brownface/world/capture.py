@@ -65,6 +65,10 @@ def sample_nuisance(gen: torch.Generator, n: int, preset: str) -> dict[str, torc
         light_strength=uniform(*cfg.strength),
         ambient=uniform(*cfg.ambient),
         expression=expression,
+        background=uniform(0.25, 0.85, n, 3),
+        background_gradient=uniform(-0.15, 0.15),
+        light_tint=uniform(-0.6, 0.6),
+        hair_phase=uniform(-3.14159, 3.14159),
     )
 
 

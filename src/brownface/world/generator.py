@@ -4,7 +4,8 @@ It implements the generator interface every stage uses (``mapping``, ``synthesis
 ``w_dim``, ``w_avg``, ``img_resolution``), with the face renderer as its image head. Like a
 real StyleGAN, the mapping is a normalised MLP with leaky ReLUs and the synthesis entangles
 factors: a fixed random non-linear head maps every latent direction to identity *and*
-nuisance (pose, light, expression) parameters, so no latent direction is without effect.
+nuisance (pose, light, expression) parameters, so no latent direction is without effect: the head has one output per renderer input
+(identity, pose, light, expression and scene), at least as many as w has dimensions.
 Unlike a real GAN it has an oracle: ``identity_params`` and ``nuisance_params`` give the ground
 truth behind each latent, for tests and metrics.
 
@@ -19,10 +20,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from brownface.errors import UserError
 from brownface.seeding import torch_generator
 from brownface.world.renderer import EXPRESSIONS, FaceParams, FaceRenderer
 
-N_NUISANCE = 5 + len(EXPRESSIONS)  # yaw, pitch, light azimuth, strength, ambient, expressions
+# yaw, pitch, light azimuth, strength, ambient; expressions; background RGB, its gradient,
+# light tint, hair phase. With the identity vector, one renderer input per latent dimension.
+N_NUISANCE = 5 + len(EXPRESSIONS) + 6
 W_AVG_SAMPLES = 10_000
 
 
@@ -44,6 +48,12 @@ class WorldGenerator(nn.Module):
         head_hidden: int = 64,  # hidden width of the w -> parameters head
     ) -> None:
         super().__init__()
+        if w_dim > identity_dim + N_NUISANCE:
+            raise UserError(
+                f"config world.w_dim: must be <= identity_dim + {N_NUISANCE} = "
+                f"{identity_dim + N_NUISANCE} (each latent direction needs a renderer input "
+                f"to move), got {w_dim}"
+            )
         self.seed, self.z_dim, self.w_dim = seed, z_dim, w_dim
         self.identity_dim, self.img_resolution = identity_dim, resolution
         self.renderer = FaceRenderer(resolution=resolution, identity_dim=identity_dim, seed=seed)
@@ -113,8 +123,8 @@ class WorldGenerator(nn.Module):
         return self._head(w)[:, : self.identity_dim]
 
     def nuisance_params(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Ground-truth yaw, pitch, light azimuth/strength, ambient (degrees / [0, 1]) and
-        expression intensities [B, 5] behind each latent."""
+        """Ground-truth yaw, pitch, light azimuth/strength, ambient (degrees / [0, 1]),
+        expression intensities [B, 5] and the scene (background, light tint, hair phase)."""
         return self._nuisance(self._head(w)[:, self.identity_dim :])
 
     @staticmethod
@@ -127,7 +137,11 @@ class WorldGenerator(nn.Module):
             light_azimuth=90 * torch.tanh(0.6 * o[:, 2]),
             light_strength=0.15 + 0.8 * torch.sigmoid(o[:, 3]),
             ambient=0.25 + 0.5 * torch.sigmoid(o[:, 4]),
-            expression=torch.sigmoid(1.5 * o[:, 5:] - 2.5),
+            expression=torch.sigmoid(1.5 * o[:, 5:10] - 2.5),
+            background=0.3 + 0.5 * torch.sigmoid(o[:, 10:13]),
+            background_gradient=0.15 * torch.tanh(o[:, 13]),
+            light_tint=torch.tanh(0.7 * o[:, 14]),
+            hair_phase=torch.pi * torch.tanh(o[:, 15]),
         )
 
     def face_params(self, w: torch.Tensor) -> FaceParams:

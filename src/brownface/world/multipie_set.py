@@ -104,8 +104,8 @@ def face_params(
         if im.expression != "neutral":
             expression[i, EXPRESSIONS.index(im.expression)] = 0.75 + 0.25 * j[6]
     subject_index = torch.tensor([im.subject - spec.first_subject for im in images])
-    return FaceParams(
-        identity=identities[subject_index],
+    return FaceParams.neutral(
+        identities[subject_index],
         yaw=rows["yaw"],
         pitch=rows["pitch"],
         light_azimuth=rows["az"],

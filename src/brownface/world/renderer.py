@@ -70,6 +70,7 @@ IDENTITY_ATTRIBUTES: tuple[tuple[str, float, float], ...] = (
     ("beard", -4.0, 1.0),  # beard and moustache opacity (clipped at 0: most faces have none)
 )
 HEAD_DEPTH = 1.0  # c: the ellipsoid's depth radius
+BACKGROUND = (0.55, 0.57, 0.6)  # default backdrop colour
 
 
 @dataclass
@@ -78,7 +79,9 @@ class FaceParams:
 
     identity [B, identity_dim] standard normal; yaw, pitch, light_azimuth in degrees [B];
     light_strength, ambient in [0, 1] [B]; expression [B, 5] in [0, 1] (EXPRESSIONS order);
-    roll (degrees), scale, shift [B, 2] (fraction of the half image) for un-aligned framing.
+    roll (degrees), scale, shift [B, 2] (fraction of the half image) for un-aligned framing;
+    scene: background RGB [B, 3] in [0, 1], its vertical gradient [B], light_tint [B] in [-1, 1]
+    (warm .. cool light) and hair_phase [B] (radians, where the hair's strands fall).
     """
 
     identity: torch.Tensor
@@ -91,23 +94,34 @@ class FaceParams:
     roll: torch.Tensor
     scale: torch.Tensor
     shift: torch.Tensor
+    background: torch.Tensor
+    background_gradient: torch.Tensor
+    light_tint: torch.Tensor
+    hair_phase: torch.Tensor
 
     @classmethod
     def neutral(cls, identity: torch.Tensor, **overrides: torch.Tensor) -> FaceParams:
         """Frontal, evenly lit, neutral, aligned faces for the given identities."""
         n = identity.shape[0]
-        zeros = identity.new_zeros(n)
+
+        def full(value: float, *shape: int) -> torch.Tensor:  # a fresh tensor per field
+            return identity.new_full((n, *shape), value)
+
         values = dict(
             identity=identity,
-            yaw=zeros,
-            pitch=zeros,
-            light_azimuth=zeros,
-            light_strength=zeros + 0.55,
-            ambient=zeros + 0.45,
-            expression=identity.new_zeros(n, len(EXPRESSIONS)),
-            roll=zeros,
-            scale=zeros + 1.0,
-            shift=identity.new_zeros(n, 2),
+            yaw=full(0.0),
+            pitch=full(0.0),
+            light_azimuth=full(0.0),
+            light_strength=full(0.55),
+            ambient=full(0.45),
+            expression=full(0.0, len(EXPRESSIONS)),
+            roll=full(0.0),
+            scale=full(1.0),
+            shift=full(0.0, 2),
+            background=identity.new_tensor(BACKGROUND).expand(n, 3).clone(),
+            background_gradient=full(0.08),
+            light_tint=full(0.0),
+            hair_phase=full(0.0),
         )
         values.update(overrides)
         return cls(**values)
@@ -154,6 +168,11 @@ def _rgb(r, g, b) -> list:
 
 def _scale(colour: list, factor) -> list:
     return [c * factor for c in colour]
+
+
+def _lit(colour: list, shade, light_rgb: list) -> list:
+    """A colour under light of intensity ``shade`` and per-channel tint ``light_rgb``."""
+    return [c * shade * k for c, k in zip(colour, light_rgb)]
 
 
 class FaceRenderer(nn.Module):
@@ -330,6 +349,8 @@ class FaceRenderer(nn.Module):
         amb, strength = p.ambient[:, None, None], p.light_strength[:, None, None]
         shade = amb + (1 - amb) * strength * diffuse  # [B, R, R]
         flat_shade = amb + (1 - amb) * strength * 0.55  # [B, 1, 1]
+        tint = p.light_tint[:, None, None]
+        light_rgb = [1 + 0.08 * tint, 1.0, 1 - 0.08 * tint]  # warm .. cool light
 
         # Colours of this identity.
         tone = attr["skin_tone"]
@@ -354,12 +375,12 @@ class FaceRenderer(nn.Module):
         lips = [0.5 * lc * lip_dark + 0.4 * sc for lc, sc in zip(lips, skin)]
 
         # Background, hair volume behind the head, neck.
-        gradient = 0.08 * (y - 0.5)
-        col = [gradient + k for k in (0.55, 0.57, 0.6)]
-        col = _over(col, self._hair_volume(x, y, rot, attr, ipx), _scale(hair, flat_shade))
+        gradient = p.background_gradient[:, None, None] * (y - 0.5)
+        col = [gradient + p.background[:, c, None, None] for c in range(3)]
+        col = _over(col, self._hair_volume(x, y, rot, attr, ipx), _lit(hair, flat_shade, light_rgb))
         b = attr["head_height"][:, None, None]
         neck = _soft((0.45 * attr["head_width"][:, None, None] - x.abs()) * ipx) * _soft(y * ipx)
-        col = _over(col, neck, _scale(skin, 0.82 * flat_shade))
+        col = _over(col, neck, _lit(skin, 0.82 * flat_shade, light_rgb))
         # Shoulders in plain clothes below the neck.
         sx, sy = x / 2.4, (y - b - 1.25) / 0.85
         shoulders = _soft((1 - sx * sx - sy * sy) * (0.8 * ipx))
@@ -367,7 +388,8 @@ class FaceRenderer(nn.Module):
 
         # The face, painted on the ellipsoid surface.
         face = skin
-        strands = 0.95 + 0.05 * torch.sin(25 * X + 6 * Y)  # a hint of hair texture
+        phase = p.hair_phase[:, None, None]
+        strands = 0.95 + 0.05 * torch.sin(25 * X + 6 * Y + phase)  # a hint of hair texture
         face = _over(face, self._hair_on_head(X, Y, Z, attr, ipx), _scale(hair, strands))
         face = _over(face, self._ear(X, Y, Z, attr, ipx), _scale(skin, 0.88))
         eyes, iris_m, pupil, lid = self._eyes(Xa, Y, attr, geo, ipx, front)
@@ -381,12 +403,12 @@ class FaceRenderer(nn.Module):
         face = _over(face, lip_m, lips)
         face = _over(face, mouth_m, _rgb(0.22 * ones, 0.06, 0.07))
         face = _over(face, teeth_m, _rgb(0.92 * ones, 0.9, 0.85))
-        col = _over(col, hit["inside"], _scale(face, shade))
+        col = _over(col, hit["inside"], _lit(face, shade, light_rgb))
 
         # The nose sticks out of the surface: drawn in image space at its projected tip.
         nose_m, nose_shade, nostril_m = self._nose(x, y, rot, attr, p, ipx)
-        col = _over(col, nose_m, _scale(skin, flat_shade * nose_shade))
-        col = _over(col, nostril_m, _scale(skin, 0.35 * flat_shade))
+        col = _over(col, nose_m, _lit(skin, flat_shade * nose_shade, light_rgb))
+        col = _over(col, nostril_m, _lit(skin, 0.35 * flat_shade, light_rgb))
         return torch.stack(col, dim=1)
 
     # -- parts ----------------------------------------------------------------------------
@@ -519,7 +541,8 @@ class FaceRenderer(nn.Module):
         mask = 1 - (1 - bridge) * (1 - tip_m)
         facing = _soft(1.7 * (rot[:, 2, 2, None, None] * 10 + 2))  # hidden when the head faces away
         lit = torch.sin(torch.deg2rad(p.light_azimuth))[:, None, None]
-        nose_shade = 1 - 0.22 * p.light_strength[:, None, None] * (side * lit + 0.4)
+        # The flank facing the light (side and light azimuth of the same sign) is the bright one.
+        nose_shade = 1 - 0.22 * p.light_strength[:, None, None] * (0.4 - side * lit)
         # Nostrils: two dark dots under the tip, foreshortened with yaw.
         cyaw = rot[:, 0, 0, None, None]
         nx = (x - tx).abs() / (cyaw.abs() + 0.15)

@@ -98,11 +98,13 @@ def test_interrupt_and_resume_equals_uninterrupted(dataset, tmp_path):
     assert losses(second) == losses(straight)
 
 
-def test_checkpoint_of_another_recipe_is_refused(dataset, tmp_path):
-    Trainer(TINY, dataset, tmp_path / "a", tmp_path / "a.pt").run(abort_fn=lambda step: step == 1)
+def test_stale_checkpoint_of_another_recipe_is_not_resumed(dataset, tmp_path):
+    Trainer(TINY, dataset, tmp_path / "a", tmp_path / "a.pt").run(abort_fn=lambda step: step == 3)
     other = Trainer(replace(TINY, lr=0.01), dataset, tmp_path / "a", tmp_path / "a.pt")
-    with pytest.raises(UserError, match="different training recipe"):
-        other.run()
+    assert not other.try_resume() and other.global_step == 0
+    fresh = Trainer(replace(TINY, lr=0.01), dataset, tmp_path / "f", tmp_path / "f.pt")
+    assert other.run() and fresh.run()
+    assert states_equal(other.model.backbone.state_dict(), fresh.model.backbone.state_dict())
 
 
 def test_model_pt_loads_back_with_its_spec(dataset, tmp_path):

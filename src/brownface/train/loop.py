@@ -9,6 +9,7 @@ have seen. Multi-GPU runs use DDP when launched by ``torchrun`` (``WORLD_SIZE`` 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ from torch import nn
 from brownface.errors import UserError
 from brownface.evaluate.verification import flip_fused_embeddings, verification_roc
 from brownface.models.fr import FRModel, FRSpec, build_backbone, save_fr_model
-from brownface.seeding import torch_generator
+from brownface.seeding import derive_seed, torch_generator
 from brownface.store import atomic_path
 from brownface.train.augment import Augmenter
 from brownface.train.data import EpochBatches, FaceDataset, read_index
@@ -118,6 +119,9 @@ class Trainer:
         torch.manual_seed(recipe.seed)
 
         index = read_index(data_root)
+        self.data_fingerprint = hashlib.sha256(
+            (Path(data_root) / "index.csv").read_bytes()
+        ).hexdigest()
         cache = recipe.cache
         if cache is None:
             cache = len(index) * 3 * recipe.input_size**2 < CACHE_LIMIT
@@ -160,6 +164,7 @@ class Trainer:
             "global_step": self.global_step,
             "history": json.dumps(self.history),
             "recipe": self.recipe.to_json(),
+            "data": self.data_fingerprint,
         }
 
     def save_checkpoint(self) -> None:
@@ -171,11 +176,20 @@ class Trainer:
     def try_resume(self) -> bool:
         if not self.checkpoint.is_file():
             return False
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        if state["recipe"] != self.recipe.to_json():
-            raise UserError(
-                f"{self.checkpoint}: was written by a different training recipe; delete it to start over"
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint means start over
+            log.warning("%s: unreadable (%s); training from the start", self.checkpoint, exc)
+            return False
+        if (
+            state.get("recipe") != self.recipe.to_json()
+            or state.get("data") != self.data_fingerprint
+        ):
+            # A stale checkpoint (the recipe or the data changed since): never mix runs.
+            log.warning(
+                "%s: made by another recipe or dataset; training from the start", self.checkpoint
             )
+            return False
         self.model.backbone.load_state_dict(state["backbone"])
         self.head.load_state_dict(state["head"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -231,7 +245,10 @@ class Trainer:
 
     def run(self, abort_fn: Callable[[int], bool] | None = None, progress=None) -> bool:
         """Train to the end (True) or until ``abort_fn(global_step)`` says stop (False)."""
-        self.try_resume()
+        if not self.try_resume():
+            # Dropout draws from the global RNG: start it from the recipe's seed, whatever the
+            # process did before (resumed runs restore the checkpoint's RNG state instead).
+            torch.manual_seed(derive_seed(self.recipe.seed, "train/run"))
         self.model.train()
         self.head.train()
         while self.epoch < self.recipe.epochs:

@@ -21,6 +21,7 @@ out = Path({out!r})
 trainer = Trainer(replace(TINY, epochs=1, batch_size=8), Path({data!r}), out, out / "ckpt.pt")
 trainer.run()
 rank = torch.distributed.get_rank()
+out.mkdir(parents=True, exist_ok=True)
 torch.save(trainer.model.backbone.state_dict(), out / f"rank{{rank}}.pt")
 torch.distributed.destroy_process_group()
 """

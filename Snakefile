@@ -19,8 +19,12 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/world.smk"
+include: "workflow/rules/identities.smk"
+include: "workflow/rules/variations.smk"
+include: "workflow/rules/render.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -29,3 +33,4 @@ rule all:
         rules.world.input,
         rules.reference_fr.input,
         rules.evaluation.input,
+        rules.report.input,

@@ -66,3 +66,24 @@ def test_every_schema_key_is_documented_in_config_readme():
 def test_workflow_schema_is_the_package_schema():
     linked = REPO / "workflow" / "schemas" / "config.schema.yaml"
     assert linked.resolve() == (REPO / "src" / "brownface" / "config.schema.yaml").resolve()
+
+
+def test_dataset_must_name_existing_recipes():
+    cfg = {
+        "identities": {"lang": {"algorithm": "langevin", "n": 10}},
+        "variations": {"disp": {"algorithm": "dispersion"}},
+        "datasets": {"demo": {"identities": "lang", "variations": "disco"}},
+    }
+    with pytest.raises(
+        UserError, match="datasets.demo.variations: no variations recipe named 'disco'"
+    ):
+        config.validate(cfg)
+    cfg["datasets"]["demo"]["variations"] = "disp"
+    assert config.validate(cfg)["datasets"]["demo"]["shards"] == 1
+
+
+def test_validation_sets_must_exist():
+    with pytest.raises(
+        UserError, match="training.validation: no verification set named 'agedb_30'"
+    ):
+        config.validate({"training": {"validation": ["agedb_30"]}})

@@ -79,7 +79,26 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     if errors:
         best = jsonschema.exceptions.best_match(errors)
         raise UserError(f"{source}: {_describe(best)}")
+    _check_references(config, source)
     return config
+
+
+def _check_references(config: dict[str, Any], source: str) -> None:
+    """Names that must refer to other entries of the config."""
+    for name, dataset in config["datasets"].items():
+        for kind in ("identities", "variations"):
+            if dataset[kind] not in config[kind]:
+                known = ", ".join(sorted(config[kind])) or "none defined"
+                raise UserError(
+                    f"{source}: datasets.{name}.{kind}: no {kind} recipe named "
+                    f"{dataset[kind]!r} (known: {known})"
+                )
+    for name in config["training"]["validation"]:
+        if name not in config["verification_sets"]:
+            known = ", ".join(sorted(config["verification_sets"])) or "none defined"
+            raise UserError(
+                f"{source}: training.validation: no verification set named {name!r} (known: {known})"
+            )
 
 
 def load(path: str | Path) -> dict[str, Any]:

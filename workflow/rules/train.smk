@@ -1,9 +1,10 @@
-# FR training on a dataset in the rendered layout (results/datasets/<name>/images + index.csv).
+# FR training on a dataset in the rendered layout (results/datasets/<name>/rendered/:
+# images/ + index.csv), rendered from the dataset's variations or placed there by the user.
 
 
 rule train_fr:
     input:
-        index=results("datasets", "{dataset}", "index.csv"),
+        data=results("datasets", "{dataset}", "rendered"),
         validation=lambda wc: [
             config["verification_sets"][n] for n in config["training"]["validation"]
         ],

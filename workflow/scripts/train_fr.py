@@ -10,7 +10,7 @@ if __name__ == "__main__":
         snakemake,
         train_fr,
         snakemake.params.recipe,
-        data_root=Path(snakemake.input.index).parent,
+        data_root=snakemake.input.data,
         out_dir=Path(snakemake.output.model).parent,
         checkpoint=snakemake.params.checkpoint,
         validation=snakemake.params.validation,

@@ -154,7 +154,7 @@ class IResNet(nn.Module):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
             x = self.dropout(torch.flatten(self.bn2(x), 1))
         # The FC layer and the embedding BN always run in fp32, as in insightface.
-        return self.features(self.fc(x.float()))
+        return self.features(self.fc(x.to(self.fc.weight.dtype)))
 
 
 # ----------------------------------------------------------------------------------------------

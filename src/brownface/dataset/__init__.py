@@ -1,0 +1,1 @@
+"""Rendering latents to aligned face images: the dataset layout (images/ + index.csv)."""

@@ -1,0 +1,1 @@
+"""Paper-style tables (and later figures) from the evaluation results."""

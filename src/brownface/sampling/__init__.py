@@ -1,0 +1,1 @@
+"""Latent-space sampling: identities (random, reject, Langevin) and variations (Dispersion, DisCo)."""

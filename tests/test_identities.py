@@ -1,0 +1,296 @@
+"""Identity samplers: random, reject and Langevin on the world generator and a tiny FR net."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+import torch
+
+import brownface.sampling.potentials as potentials
+from brownface.errors import UserError
+from brownface.models.fr import FRModel, FRSpec, build_backbone
+from brownface.sampling.embedder import LatentEmbedder, angles, world_crop_matrix
+from brownface.sampling.identities import (
+    DRAW_COLUMNS,
+    LANGEVIN_COLUMNS,
+    IdentityParams,
+    langevin,
+    random_latents,
+    sample_identities,
+    sample_reject,
+)
+from brownface.sampling.potentials import (
+    embed_all,
+    embedding_gradient,
+    interaction_forces,
+    interaction_forces_reference,
+    min_latent_distance,
+    nearest_angles,
+    repulsion,
+)
+from brownface.store import IdentityStore
+from brownface.world.generator import WorldGenerator
+
+
+@pytest.fixture(scope="module")
+def embedder() -> LatentEmbedder:
+    gen = WorldGenerator(seed=0, resolution=64)
+    spec = FRSpec(
+        kind="iresnet",
+        arch="iresnet",
+        layers=(1, 1, 1, 1),
+        widths=(8, 8, 16, 16),
+        input_size=16,
+        embedding_size=32,
+    )
+    torch.manual_seed(0)
+    fr = FRModel(build_backbone(spec), spec).eval()
+    return LatentEmbedder(gen, fr, world_crop_matrix(gen, 16)).eval()
+
+
+@pytest.fixture(scope="module")
+def embedder64() -> LatentEmbedder:
+    """The same models in float64 (the iResNet casts its FC input to fp32; a hook undoes that)."""
+    gen = WorldGenerator(seed=0, resolution=64)
+    spec = FRSpec(
+        kind="iresnet",
+        arch="iresnet",
+        layers=(1, 1, 1, 1),
+        widths=(8, 8, 16, 16),
+        input_size=16,
+        embedding_size=32,
+    )
+    torch.manual_seed(0)
+    fr = FRModel(build_backbone(spec), spec).eval().double()
+    fr.backbone.fc.register_forward_pre_hook(lambda m, args: (args[0].to(m.weight.dtype),))
+    return LatentEmbedder(gen, fr, world_crop_matrix(gen, 16)).eval().double()
+
+
+@pytest.fixture(scope="module")
+def start(embedder):
+    """Random start of 32 identities, its embeddings and nearest-neighbour angles."""
+    w = random_latents(embedder, IdentityParams(algorithm="random", n=32), seed=0)
+    e = embed_all(embedder, w, 64)
+    return w, e, nearest_angles(e, 64)
+
+
+def relative_error(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Forces: batched == one identity at a time.
+
+
+def test_batched_forces_equal_reference(embedder64, start):
+    w, _, nn_theta = start
+    w = w[:16].double()
+    e = embed_all(embedder64, w, 64)
+    assert e.dtype == torch.float64
+    d0 = nn_theta.quantile(0.9).item()
+    noise = torch.randn(3, e.shape[1], generator=torch.Generator().manual_seed(1))
+    avoid = e[:3] + 0.05 * noise.double()
+    ref = interaction_forces_reference(embedder64, w, e, k=1.0, d0=d0, avoid=avoid, avoid_d0=d0)
+    fast = interaction_forces(
+        embedder64, w, e, k=1.0, d0=d0, batch_size=6, block_size=5, avoid=avoid, avoid_d0=d0
+    )
+    assert ref.norm(dim=1).gt(0).sum() >= 8  # most identities feel a force
+    assert relative_error(fast, ref) <= 1e-5
+    rows = (fast - ref).norm(dim=1) / ref.norm(dim=1).clamp(min=1e-12)
+    assert rows.max().item() <= 1e-5
+    no_avoid = interaction_forces_reference(embedder64, w, e, k=1.0, d0=d0)
+    assert relative_error(no_avoid, ref) > 1e-3  # the avoid set does act
+
+
+def test_batched_forces_float32_close_to_reference(embedder, start):
+    w, e, nn_theta = start
+    d0 = nn_theta.quantile(0.9).item()
+    ref = interaction_forces_reference(embedder, w[:8], e[:8], k=1.0, d0=d0)
+    fast = interaction_forces(embedder, w[:8], e[:8], k=1.0, d0=d0, batch_size=3, block_size=3)
+    assert relative_error(fast, ref) <= 1e-4  # float32 rounding, amplified by cancellation
+
+
+def test_forces_point_away_from_a_close_neighbour(embedder, start):
+    """Moving along F lowers the identity's potential (F is minus its gradient)."""
+    w, e, _ = start
+    w, e = w[:8], e[:8]
+    d0 = 1.0  # everything repels
+    f = interaction_forces(embedder, w, e, k=1.0, d0=d0, batch_size=8, block_size=8)
+
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        th = angles(embed_all(embedder, x, 8), e)
+        th = th.masked_fill(torch.eye(8, dtype=torch.bool), d0)
+        return repulsion(th, 1.0, d0).sum(1)
+
+    step = 1e-2 / f.norm(dim=1, keepdim=True)
+    assert (energy(w + step * f) < energy(w)).float().mean() >= 0.75
+
+
+# ---------------------------------------------------------------------------------------------
+# Blockwise helpers: equal to the dense computation, never N x N.
+
+
+def test_blockwise_helpers_equal_dense_and_stay_small(start, monkeypatch):
+    w, e, _ = start
+    n, block = e.shape[0], 5
+    shapes: list[tuple[int, ...]] = []
+
+    def recording(a, b):
+        out = angles(a, b)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(potentials, "angles", recording)
+    dense = angles(e, e).masked_fill(torch.eye(n, dtype=torch.bool), float("inf"))
+    torch.testing.assert_close(nearest_angles(e, block), dense.amin(1))
+    assert max(r * c for r, c in shapes) <= block * block
+
+    shapes.clear()
+    rows = torch.arange(3, 10)
+    x = e[rows].clone().requires_grad_(True)
+    th = angles(x, e).masked_fill(rows[:, None] == torch.arange(n)[None], 0.5)
+    (dense_grad,) = torch.autograd.grad(repulsion(th, 2.0, 0.5).sum(), x)
+    grad = embedding_gradient(e[rows], e, k=2.0, d0=0.5, block_size=block, index=rows)
+    torch.testing.assert_close(grad, dense_grad)
+    assert max(r * c for r, c in shapes) <= len(rows) * block
+
+    d = torch.cdist(w, w).masked_fill(torch.eye(n, dtype=torch.bool), float("inf"))
+    torch.testing.assert_close(min_latent_distance(w, block), d.min(), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Langevin.
+
+
+def test_langevin_spreads_identities(embedder, start):
+    _, _, nn_theta = start
+    d0, ict = nn_theta.quantile(0.9).item(), nn_theta.median().item()
+    params = IdentityParams(n=32, iterations=15, d0=d0, ict=ict)
+    result = langevin(embedder, params, seed=0)
+    final = nearest_angles(result.embeddings, 64)
+    assert final.min() > nn_theta.min()
+    assert (final < ict).float().mean() < (nn_theta < ict).float().mean()
+    assert len(result.stats) == 15 and list(result.stats.columns) == list(LANGEVIN_COLUMNS)
+    assert result.stats["iteration"].tolist() == list(range(15))
+    first = result.stats.iloc[0]  # computed before the first update: the random start
+    assert first["nn_angle_min"] == pytest.approx(nn_theta.min().item(), rel=1e-4)
+    assert first["frac_below_ict"] == pytest.approx((nn_theta < ict).float().mean().item())
+
+
+def test_langevin_resume_is_bit_identical(embedder, start, tmp_path, caplog):
+    d0 = start[2].quantile(0.9).item()
+    params = IdentityParams(n=12, iterations=5, d0=d0, ict=d0, checkpoint_every=2)
+    whole = langevin(embedder, params, seed=3)
+    ckpt = tmp_path / "langevin.h5"
+    part = langevin(embedder, params, seed=3, checkpoint=ckpt, abort_fn=lambda done: done == 3)
+    assert part.embeddings is None and len(part.stats) == 3 and ckpt.exists()
+    with caplog.at_level(logging.INFO, logger="brownface"):
+        resumed = langevin(embedder, params, seed=3, checkpoint=ckpt)
+    assert "resuming" in caplog.text and "at iteration 3" in caplog.text
+    assert torch.equal(resumed.w, whole.w)
+    assert torch.equal(resumed.embeddings, whole.embeddings)
+    cols = [c for c in LANGEVIN_COLUMNS if c != "wall_time"]
+    pd.testing.assert_frame_equal(resumed.stats[cols], whole.stats[cols])
+
+    # A checkpoint of other parameters is ignored: the run starts over.
+    caplog.clear()
+    other = IdentityParams(n=12, iterations=5, d0=d0, ict=d0, k=2.0)
+    with caplog.at_level(logging.WARNING, logger="brownface"):
+        fresh = langevin(embedder, other, seed=3, checkpoint=ckpt)
+    assert "starting over" in caplog.text
+    assert torch.equal(fresh.w, langevin(embedder, other, seed=3).w)
+
+
+def test_langevin_moves_identities_away_from_the_avoid_set(embedder, start):
+    _, e, nn_theta = start
+    avoid = e[:16] + 0.01 * torch.randn(16, e.shape[1], generator=torch.Generator().manual_seed(2))
+    d0 = nn_theta.quantile(0.5).item()
+    params = IdentityParams(n=16, iterations=8, d0=d0, ict=d0, k_latent=0.0, avoid_d0=2 * d0)
+    result = langevin(embedder, params, seed=0, avoid=avoid)
+    before = angles(e[:16], avoid).amin(1)  # each identity starts next to its own avoid point
+    after = angles(result.embeddings, avoid).amin(1)
+    assert after.mean() > 10 * before.mean()
+
+
+# ---------------------------------------------------------------------------------------------
+# random and reject.
+
+
+def test_random_rows_do_not_depend_on_n(embedder):
+    w5 = random_latents(embedder, IdentityParams(algorithm="random", n=5), seed=7)
+    w10 = random_latents(embedder, IdentityParams(algorithm="random", n=10), seed=7)
+    assert torch.equal(w5, w10[:5])
+    assert not torch.equal(w5, random_latents(embedder, IdentityParams(n=5), seed=8))
+
+
+def test_reject_accepts_far_apart_identities_in_candidate_order(embedder, start):
+    _, e, _ = start
+    pairs = angles(e, e)[torch.triu_indices(32, 32, offset=1).unbind()]
+    ict = pairs.quantile(0.3).item()
+    params = IdentityParams(algorithm="reject", n=8, ict=ict, max_tries=400, batch_size=16)
+    result = sample_reject(embedder, params, seed=0)
+    theta = angles(result.embeddings, result.embeddings)
+    assert theta[torch.triu_indices(8, 8, offset=1).unbind()].min() >= ict
+    one_by_one = sample_reject(embedder, IdentityParams(**{**params.to_dict(), "batch_size": 1}), 0)
+    torch.testing.assert_close(one_by_one.w, result.w, rtol=0, atol=1e-5)
+    assert result.stats["candidates"].item() == one_by_one.stats["candidates"].item() > 8
+
+    avoid = result.embeddings[:2]  # the first two accepted are now forbidden
+    params = IdentityParams(**{**params.to_dict(), "avoid_d0": ict})
+    avoiding = sample_reject(embedder, params, seed=0, avoid=avoid)
+    assert angles(avoiding.embeddings, avoid).min() >= ict
+
+
+def test_reject_impossible_settings_raise(embedder):
+    params = IdentityParams(algorithm="reject", n=5, ict=3.0, max_tries=20)
+    with pytest.raises(UserError, match=r"accepted only 1 of 5 identities after 20 candidates"):
+        sample_reject(embedder, params, seed=0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage and the params.
+
+
+def test_sample_identities_writes_store_and_stats(embedder, tmp_path):
+    out, stats, ckpt = tmp_path / "identities.h5", tmp_path / "stats.csv", tmp_path / "ck.h5"
+    params = IdentityParams(n=10, iterations=3, d0=0.3, ict=0.2, checkpoint_every=1)
+    sample_identities(
+        embedder, params, 1, out, stats_out=stats, checkpoint=ckpt, provenance={"run": "t"}
+    )
+    store = IdentityStore.read(out)
+    assert store.identity.tolist() == list(range(10))
+    assert store.w.shape == (10, embedder.w_dim) and store.embedding.shape == (10, 32)
+    direct = langevin(embedder, params, seed=1)
+    assert torch.equal(torch.from_numpy(store.w), direct.w.float())
+    assert torch.equal(torch.from_numpy(store.embedding), direct.embeddings.float())
+    assert store.provenance["run"] == "t" and store.provenance["identity_params"]["n"] == 10
+    table = pd.read_csv(stats)
+    assert list(table.columns) == list(LANGEVIN_COLUMNS)
+    assert table["iteration"].tolist() == [0, 1, 2]
+    assert not ckpt.exists()  # deleted once the store is written
+
+    sample_identities(embedder, IdentityParams(algorithm="random", n=4), 1, out, stats_out=stats)
+    assert list(pd.read_csv(stats).columns) == list(DRAW_COLUMNS)
+    assert len(IdentityStore.read(out)) == 4
+    with pytest.raises(UserError, match="avoid"):
+        sample_identities(
+            embedder, IdentityParams(algorithm="random", n=4), 1, out, avoid=torch.zeros(2, 32)
+        )
+    with pytest.raises(UserError, match=r"\[M, 32\]"):
+        sample_identities(embedder, params, 1, out, avoid=torch.zeros(2, 7))
+
+
+def test_params_defaults_and_validation():
+    p = IdentityParams.from_config({"algorithm": "langevin", "n": 100})
+    assert (p.truncation_psi, p.iterations, p.k, p.d0, p.timestep) == (0.7, 100, 1.0, 1.4, -0.3)
+    assert (p.mu, p.eta, p.k_latent, p.ict, p.tries, p.avoid_radius) == (
+        1.0, 0.01, 0.1, 1.4, 10_000, 1.4,
+    )  # fmt: skip
+    assert isinstance(IdentityParams(k=2).k, float)
+    with pytest.raises(UserError, match="unknown key 'd_0'"):
+        IdentityParams.from_config({"algorithm": "langevin", "n": 4, "d_0": 1.0})
+    for bad in ({"algorithm": "repulse"}, {"n": 0}, {"timestep": 0}, {"d0": -1}, {"n": 2.5}):
+        with pytest.raises(UserError):
+            IdentityParams(**bad)

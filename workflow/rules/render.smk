@@ -1,0 +1,25 @@
+# Rendering a dataset's variations into the training layout (images/ + index.csv).
+
+
+rule render_dataset:
+    input:
+        variations=results("datasets", "{dataset}", "variations.h5"),
+    output:
+        root=directory(results("datasets", "{dataset}", "rendered")),
+    log:
+        logs("render", "{dataset}.log"),
+    benchmark:
+        benchmarks("render", "{dataset}.tsv")
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]) or "no-datasets",
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        generator=config["generator"],
+        world=world_params(),
+        image_size=config["training"]["recipe"]["input_size"],
+    script:
+        "../scripts/render_dataset.py"

@@ -1,0 +1,80 @@
+# Variations (intra-class): Dispersion or DisCo per dataset, sharded by identity range.
+
+
+rule sample_variations:
+    input:
+        identities=lambda wc: results(
+            "identities", config["datasets"][wc.dataset]["identities"], "identities.h5"
+        ),
+        fr=config["reference_fr"]["checkpoint"],
+        covariates=lambda wc: (
+            [config["covariates"]]
+            if config["variations"][config["datasets"][wc.dataset]["variations"]][
+                "algorithm"
+            ]
+            == "disco"
+            else []
+        ),
+    output:
+        shard=results("datasets", "{dataset}", "variations", "shard{shard}.h5"),
+        stats=results("datasets", "{dataset}", "variations", "stats{shard}.csv"),
+    log:
+        logs("variations", "{dataset}", "shard{shard}.log"),
+    benchmark:
+        benchmarks("variations", "{dataset}", "shard{shard}.tsv")
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]) or "no-datasets",
+        shard=r"\d{3}",
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+    params:
+        recipe=lambda wc: config["variations"][
+            config["datasets"][wc.dataset]["variations"]
+        ],
+        shards=lambda wc: config["datasets"][wc.dataset]["shards"],
+        seed=config["seed"],
+        generator=config["generator"],
+        world=world_params(),
+        reference_fr=config["reference_fr"],
+        device=config["device"],
+        checkpoint=lambda wc: results(
+            "checkpoints", "variations", wc.dataset, f"shard{wc.shard}.h5"
+        ),
+    script:
+        "../scripts/sample_variations.py"
+
+
+rule merge_variations:
+    input:
+        identities=lambda wc: results(
+            "identities", config["datasets"][wc.dataset]["identities"], "identities.h5"
+        ),
+        shards=lambda wc: expand(
+            results("datasets", wc.dataset, "variations", "shard{shard:03d}.h5"),
+            shard=range(config["datasets"][wc.dataset]["shards"]),
+        ),
+    output:
+        variations=results("datasets", "{dataset}", "variations.h5"),
+    log:
+        logs("variations", "{dataset}", "merge.log"),
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]) or "no-datasets",
+    conda:
+        "../../envs/brownface.yaml"
+    script:
+        "../scripts/merge_variations.py"
+
+
+rule variations:
+    input:
+        expand(
+            results("datasets", "{dataset}", "variations.h5"),
+            dataset=config["datasets"],
+        ),
+
+
+localrules:
+    variations,

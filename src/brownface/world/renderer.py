@@ -242,16 +242,29 @@ class FaceRenderer(nn.Module):
         geo["mouth_open"] = 0.012 + 0.05 * smile + 0.17 * surprise + 0.30 * scream
         geo["upper_lip_raise"] = 0.035 * disgust
         geo["teeth"] = (0.8 * smile + 0.6 * scream + 0.3 * disgust).clamp(max=1.0)
+        geo["expression"] = expr
         return geo
 
-    def framing(self, attr: dict, geo: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The FFHQ framing of the frontal face: centre (cx, cy) and half-size s, head units."""
-        ey = attr["eye_height"]
-        my = ey + attr["nose_length"] + attr["mouth_drop"]
-        eye_to_eye = 2 * attr["eye_spacing"]
-        eye_to_mouth = my - ey
-        s = torch.maximum(2 * eye_to_eye, 1.8 * eye_to_mouth)
-        return torch.zeros_like(s), ey + 0.1 * eye_to_mouth, s
+    def framing(self, attr: dict, geo: dict, rot: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The FFHQ framing of the posed face, from its own projected eyes and mouth corners.
+
+        As FFHQ aligns every photograph by its landmarks, the crop follows the face: centre
+        c = eye_avg + 0.1 eye_to_mouth, half-size s = max(2 |eye_to_eye|, 1.8 |eye_to_mouth|),
+        and the rotation of x = eye_to_eye - rot90(eye_to_mouth). Returns (cx, cy, s, cos, sin).
+        The landmarks are those of the neutral expression.
+        """
+        # Framed on the neutral face, so that expressions act locally (an edit along a smile
+        # direction changes the mouth, not the crop).
+        neutral = self._expression_geometry(attr, torch.zeros_like(geo["expression"]))
+        pts = self._camera_points(attr, neutral, rot)
+        eye_avg = 0.5 * (pts[:, 0] + pts[:, 1])
+        eye_to_eye = pts[:, 1] - pts[:, 0]
+        eye_to_mouth = 0.5 * (pts[:, 3] + pts[:, 4]) - eye_avg
+        x = eye_to_eye + torch.stack([eye_to_mouth[:, 1], -eye_to_mouth[:, 0]], 1)
+        x = x / x.norm(dim=1, keepdim=True)
+        s = torch.maximum(2 * eye_to_eye.norm(dim=1), 1.8 * eye_to_mouth.norm(dim=1))
+        centre = eye_avg + 0.1 * eye_to_mouth
+        return centre[:, 0], centre[:, 1], s, x[:, 0], x[:, 1]
 
     # ------------------------------------------------------------------------------------
     def forward(
@@ -263,8 +276,8 @@ class FaceRenderer(nn.Module):
         """
         attr = self.attributes(p.identity)
         geo = self._expression_geometry(attr, p.expression)
-        cx, cy, s = self.framing(attr, geo)
         rot = self._rotation(p.yaw, p.pitch)
+        cx, cy, s, fc, fs = frame = self.framing(attr, geo, rot)
         res = resolution or self.resolution
         grid = self.grid if res == self.resolution else self._grid(res).to(self.grid)
 
@@ -277,24 +290,25 @@ class FaceRenderer(nn.Module):
         inv = (1 / p.scale)[:, None, None]
         u = (cr[:, None, None] * gx + sr[:, None, None] * gy) * inv
         v = (-sr[:, None, None] * gx + cr[:, None, None] * gy) * inv
-        x = cx[:, None, None] + s[:, None, None] * u  # [B, R, R]
-        y = cy[:, None, None] + s[:, None, None] * v
+        fc, fs = fc[:, None, None], fs[:, None, None]
+        x = cx[:, None, None] + s[:, None, None] * (fc * u - fs * v)  # [B, R, R]
+        y = cy[:, None, None] + s[:, None, None] * (fs * u + fc * v)
         px = (2 * s / res / p.scale)[:, None, None]  # one output pixel in head units
         ipx = 1.7 / px  # scales head-unit distances to soft-edge logits
 
         hit = self._cast(x, y, rot, attr, ipx)
         col = self._paint(hit, x, y, rot, attr, geo, p, ipx)
         image = col * 2 - 1
-        landmarks = self._landmarks(attr, geo, rot, cx, cy, s, p, res)
+        landmarks = self._landmarks(attr, geo, rot, frame, p, res)
         return image, landmarks
 
     def landmarks(self, p: FaceParams, resolution: int | None = None) -> torch.Tensor:
         """Only the 5 landmarks [B, 5, 2] in pixels, without rendering (cheap)."""
         attr = self.attributes(p.identity)
         geo = self._expression_geometry(attr, p.expression)
-        cx, cy, s = self.framing(attr, geo)
         rot = self._rotation(p.yaw, p.pitch)
-        return self._landmarks(attr, geo, rot, cx, cy, s, p, resolution or self.resolution)
+        frame = self.framing(attr, geo, rot)
+        return self._landmarks(attr, geo, rot, frame, p, resolution or self.resolution)
 
     def _cast(self, x, y, rot, attr, ipx) -> dict[str, torch.Tensor]:
         """Orthographic rays against the rotated ellipsoid: hit point, coverage, normal."""
@@ -551,8 +565,8 @@ class FaceRenderer(nn.Module):
         return mask * facing, nose_shade, nostrils * facing
 
     # -- landmarks ------------------------------------------------------------------------
-    def _landmarks(self, attr, geo, rot, cx, cy, s, p, res) -> torch.Tensor:
-        """The 5 ArcFace points, projected with the same pose and framing as the pixels."""
+    def _camera_points(self, attr, geo, rot) -> torch.Tensor:
+        """The 5 ArcFace points in camera-frame x, y (head units) [B, 5, 2]."""
         a, b = attr["head_width"], attr["head_height"]
         ex, ey = attr["eye_spacing"], attr["eye_height"]
         my = ey + attr["nose_length"] + attr["mouth_drop"] - geo["corner_lift"]
@@ -572,9 +586,16 @@ class FaceRenderer(nn.Module):
                 (rot @ surface(mw, my)[:, :, None])[:, :, 0],
             ],
             1,
-        )[:, :, :2]  # [B, 5, 2] camera-frame x, y
-        u = (pts[..., 0] - cx[:, None]) / s[:, None]
-        v = (pts[..., 1] - cy[:, None]) / s[:, None]
+        )
+        return pts[:, :, :2]
+
+    def _landmarks(self, attr, geo, rot, frame, p, res) -> torch.Tensor:
+        """The 5 ArcFace points, projected with the same pose and framing as the pixels."""
+        cx, cy, s, fc, fs = (t[:, None] for t in frame)
+        pts = self._camera_points(attr, geo, rot)
+        dx, dy = pts[..., 0] - cx, pts[..., 1] - cy
+        u = (fc * dx + fs * dy) / s  # undo the framing rotation
+        v = (-fs * dx + fc * dy) / s
         roll = torch.deg2rad(p.roll)[:, None]
         cr, sr = torch.cos(roll), torch.sin(roll)
         sc = p.scale[:, None]

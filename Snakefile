@@ -19,6 +19,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/world.smk"
+include: "workflow/rules/covariates.smk"
 include: "workflow/rules/identities.smk"
 include: "workflow/rules/variations.smk"
 include: "workflow/rules/render.smk"

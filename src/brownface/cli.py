@@ -55,6 +55,18 @@ def _cmd_world_sheet(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _cmd_edit(args: argparse.Namespace) -> None:
+    from brownface import config as cfg
+    from brownface.covariates.edit import edit_image
+    from brownface.models.factory import build_generator, resolve_device
+
+    config = cfg.load(args.config)
+    gen = build_generator(config, resolve_device(config["device"]))
+    covariates = args.covariates or config["covariates"]["path"]
+    edit_image(gen, args.latent, args.index, covariates, args.direction, args.amount, args.out)
+    print(f"wrote {args.out} ({args.direction} {args.amount:+g})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="brownface",
@@ -73,6 +85,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=None, help="override truncation psi")
     p.add_argument("--out", required=True, help="output image (.png or .jpg)")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("edit", help="render a stored latent moved along a covariate direction")
+    p.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")
+    p.add_argument("--latent", required=True, help="identities.h5 or projections.h5")
+    p.add_argument("--index", type=int, default=0, help="row of the latent")
+    p.add_argument("--direction", required=True, help="pose, illumination, smile, surprise, ...")
+    p.add_argument("--amount", type=float, required=True, help="in units of the direction's E_d")
+    p.add_argument("--covariates", default=None, help="covariates.h5 (default: config's)")
+    p.add_argument("--out", required=True, help="output image")
+    p.set_defaults(func=_cmd_edit)
 
     p = sub.add_parser("world-sheet", help="grid of world identities x pose, light, expression")
     p.add_argument("--config", default=None, help="workflow config (default: built-in defaults)")

@@ -46,3 +46,15 @@ def model_file(model):
     if model == "world_reference_fr":
         return results("world", "reference_fr", "model.pt")
     return results("training", model, "model.pt")
+
+
+def multipie_root():
+    """The Multi-PIE tree the covariates are fitted on (the world's by default)."""
+    return config["covariates"]["multipie"] or results("world", "multipie")
+
+
+def multipie_landmarks():
+    """Its 5-point landmark file."""
+    return config["covariates"]["landmarks"] or results(
+        "world", "multipie_landmarks.csv"
+    )

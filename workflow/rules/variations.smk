@@ -8,7 +8,7 @@ rule sample_variations:
         ),
         fr=config["reference_fr"]["checkpoint"],
         covariates=lambda wc: (
-            [config["covariates"]]
+            [config["covariates"]["path"]]
             if config["variations"][config["datasets"][wc.dataset]["variations"]][
                 "algorithm"
             ]

@@ -1,0 +1,81 @@
+# Covariate directions: project Multi-PIE photos into W (sharded), then one linear SVM per factor.
+
+
+rule project_multipie:
+    input:
+        root=multipie_root(),
+        landmarks=multipie_landmarks(),
+    output:
+        shard=results("covariates", "projections", "shard{shard}.h5"),
+    log:
+        logs("covariates", "project_shard{shard}.log"),
+    benchmark:
+        benchmarks("covariates", "project_shard{shard}.tsv")
+    wildcard_constraints:
+        shard=r"\d{3}",
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+    params:
+        generator=config["generator"],
+        world=world_params(),
+        projection=config["covariates"]["projection"],
+        subsets=config["covariates"]["subsets"],
+        shards=config["covariates"]["shards"],
+        seed=config["seed"],
+        device=config["device"],
+        checkpoint=lambda wc: results(
+            "checkpoints", "projections", f"shard{wc.shard}.h5"
+        ),
+    script:
+        "../scripts/project_multipie.py"
+
+
+rule merge_projections:
+    input:
+        root=multipie_root(),
+        landmarks=multipie_landmarks(),
+        shards=expand(
+            results("covariates", "projections", "shard{shard:03d}.h5"),
+            shard=range(config["covariates"]["shards"]),
+        ),
+    output:
+        projections=results("covariates", "projections.h5"),
+    log:
+        logs("covariates", "merge_projections.log"),
+    conda:
+        "../../envs/brownface.yaml"
+    params:
+        subsets=config["covariates"]["subsets"],
+    script:
+        "../scripts/merge_projections.py"
+
+
+rule fit_covariates:
+    input:
+        projections=rules.merge_projections.output.projections,
+    output:
+        covariates=config["covariates"]["path"],
+    log:
+        logs("covariates", "fit_covariates.log"),
+    benchmark:
+        benchmarks("covariates", "fit_covariates.tsv")
+    conda:
+        "../../envs/brownface.yaml"
+    params:
+        subsets=config["covariates"]["subsets"],
+        folds=config["covariates"]["folds"],
+        seed=config["seed"],
+    script:
+        "../scripts/fit_covariates.py"
+
+
+rule covariates:
+    input:
+        rules.fit_covariates.output,
+
+
+localrules:
+    covariates,

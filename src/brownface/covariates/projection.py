@@ -58,7 +58,7 @@ from brownface.seeding import torch_generator
 from brownface.store import (
     ProjectionStore,
     StoreError,
-    load_checkpoint,
+    load_matching_checkpoint,
     save_checkpoint,
 )
 
@@ -315,15 +315,8 @@ def _fingerprint(images: torch.Tensor, keys: list[int], params, seed, generator)
 
 def _resume(path: Path | None, key: str) -> tuple[int, dict[str, np.ndarray]] | None:
     """(batch, arrays incl. step) from a matching checkpoint, else None."""
-    if path is None or not path.exists():
-        return None
-    try:
-        ckpt = load_checkpoint(path, loop=LOOP)
-    except StoreError as exc:
-        log.warning("%s; starting over", exc)
-        return None
-    if ckpt.meta.get("key") != key:
-        log.warning("%s: checkpoint is from another run (inputs differ); starting over", path)
+    ckpt = load_matching_checkpoint(path, LOOP, key)
+    if ckpt is None:
         return None
     return int(ckpt.meta["batch"]), {**ckpt.arrays, "step": np.int64(ckpt.meta["step"])}
 

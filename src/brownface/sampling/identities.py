@@ -47,9 +47,8 @@ from brownface.sampling.potentials import (
 from brownface.seeding import normal_rows, torch_generator
 from brownface.store import (
     IdentityStore,
-    StoreError,
     atomic_path,
-    load_checkpoint,
+    load_matching_checkpoint,
     save_checkpoint,
 )
 
@@ -376,18 +375,12 @@ def _resume(
     path: Path | str | None, key: str, shape: tuple[int, int]
 ) -> tuple[int, np.ndarray, np.ndarray] | None:
     """(next iteration, w, stats rows) from a matching checkpoint, else None."""
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        ckpt = load_checkpoint(path, loop=LOOP)
-    except StoreError as exc:
-        log.warning("%s; starting over", exc)
+    ckpt = load_matching_checkpoint(path, LOOP, key)
+    if ckpt is None:
         return None
     w, stats = ckpt.arrays.get("w"), ckpt.arrays.get("stats")
-    if ckpt.meta.get("key") != key or w is None or stats is None or w.shape != shape:
-        log.warning(
-            "%s: checkpoint is from another run (parameters or inputs differ); starting over", path
-        )
+    if w is None or stats is None or w.shape != shape:
+        log.warning("%s: checkpoint holds other arrays; starting over", path)
         return None
     return ckpt.iteration, w, stats.reshape(-1, len(LANGEVIN_COLUMNS))
 

@@ -49,10 +49,9 @@ from brownface.sampling.dispersion import (
 )
 from brownface.store import (
     IdentityStore,
-    StoreError,
     VariationStore,
     atomic_path,
-    load_checkpoint,
+    load_matching_checkpoint,
     save_checkpoint,
 )
 
@@ -306,17 +305,11 @@ def _resume(
     path: Path | str | None, key: str, shape: tuple[int, ...]
 ) -> tuple[int, np.ndarray, np.ndarray] | None:
     """(next iteration, w, stats rows) from a matching checkpoint, else None."""
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        ckpt = load_checkpoint(path, loop=LOOP)
-    except StoreError as exc:
-        log.warning("%s; starting over", exc)
+    ckpt = load_matching_checkpoint(path, LOOP, key)
+    if ckpt is None:
         return None
     w, stats = ckpt.arrays.get("w"), ckpt.arrays.get("stats")
-    if ckpt.meta.get("key") != key or w is None or stats is None or w.shape != shape:
-        log.warning(
-            "%s: checkpoint is from another run (parameters or inputs differ); starting over", path
-        )
+    if w is None or stats is None or w.shape != shape:
+        log.warning("%s: checkpoint holds other arrays; starting over", path)
         return None
     return ckpt.iteration, w.astype(np.float32), stats.reshape(-1, len(STAT_COLUMNS))

@@ -17,6 +17,7 @@ from brownface.store.base import (
 from brownface.store.checkpoint import (
     Checkpoint,
     load_checkpoint,
+    load_matching_checkpoint,
     restore_rng,
     rng_state,
     save_checkpoint,
@@ -40,6 +41,7 @@ __all__ = [
     "VERSION",
     "Checkpoint",
     "atomic_dir",
+    "load_matching_checkpoint",
     "CovariateStore",
     "IdentityStore",
     "ProjectionStore",

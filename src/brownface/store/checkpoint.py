@@ -6,6 +6,7 @@ so a killed job leaves either the previous checkpoint or the new one, never half
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from brownface.store.base import (
     reading,
     write_header,
 )
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     import torch
@@ -161,3 +164,25 @@ def restore_rng(
                 f"checkpoint numpy RNG state is for {found!r}, "
                 f"not {type(np_gen.bit_generator).__name__}"
             ) from exc
+
+
+def load_matching_checkpoint(path: str | Path | None, loop: str, key: str) -> Checkpoint | None:
+    """The checkpoint at ``path`` if it was written by this very run, else None.
+
+    A run is identified by ``key`` (a fingerprint of its parameters and inputs, kept in
+    ``meta["key"]``). A missing, unreadable or stale checkpoint means "start over", logged once,
+    so a rerun after a parameter change never mixes two runs and never fails on old state.
+    """
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        ckpt = load_checkpoint(path, loop=loop)
+    except StoreError as exc:
+        log.warning("%s; starting over", exc)
+        return None
+    if ckpt.meta.get("key") != key:
+        log.warning(
+            "%s: checkpoint is from another run (parameters or inputs differ); starting over", path
+        )
+        return None
+    return ckpt

@@ -129,6 +129,13 @@ class WorldGenerator(nn.Module):
 
     @staticmethod
     def _nuisance(o: torch.Tensor) -> dict[str, torch.Tensor]:
+        # Evaluated in float64: per-face values must not depend on their position in a batch
+        # (SIMD and scalar tanh/sigmoid round differently in the last bit).
+        dtype = o.dtype
+        return {k: v.to(dtype) for k, v in WorldGenerator._nuisance64(o.double()).items()}
+
+    @staticmethod
+    def _nuisance64(o: torch.Tensor) -> dict[str, torch.Tensor]:
         # Mostly near-frontal, near-neutral faces, as in FFHQ; the tails reach profile and
         # full expressions.
         return dict(

@@ -142,6 +142,16 @@ class FaceParams:
         )
 
 
+def _exact(fn, x: torch.Tensor) -> torch.Tensor:
+    """A transcendental function of per-face values, evaluated in float64.
+
+    SIMD and scalar kernels round sin/cos/sigmoid differently in the last bit, and which one a
+    value meets depends on its position in the batch; in float64 both round to the same
+    float32, so a face renders identically whatever batch it is in.
+    """
+    return fn(x.double()).to(x.dtype)
+
+
 def _soft(x: torch.Tensor) -> torch.Tensor:
     """A soft step 0 -> 1 across x = 0. Callers scale distances by ``ipx`` = 1.7 / pixel size,
     so edges are about one output pixel wide."""
@@ -209,7 +219,9 @@ class FaceRenderer(nn.Module):
             raise ValueError(
                 f"identity must have shape [B, {self.identity_dim}], got {list(identity.shape)}"
             )
-        score = torch.sigmoid(1.8 * identity @ self.mix)
+        score = _exact(torch.sigmoid, 1.8 * (identity.double() @ self.mix.double())).to(
+            identity.dtype
+        )
         values = self.attr_low + (self.attr_high - self.attr_low) * score
         return {name: values[:, i] for i, (name, _, _) in enumerate(IDENTITY_ATTRIBUTES)}
 
@@ -217,7 +229,8 @@ class FaceRenderer(nn.Module):
     def _rotation(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
         """R = R_x(pitch) R_y(yaw), mapping head-frame vectors to camera-frame ones [B, 3, 3]."""
         ya, pi = torch.deg2rad(yaw), torch.deg2rad(pitch)
-        cy, sy, cp, sp = torch.cos(ya), torch.sin(ya), torch.cos(pi), torch.sin(pi)
+        cy, sy = _exact(torch.cos, ya), _exact(torch.sin, ya)
+        cp, sp = _exact(torch.cos, pi), _exact(torch.sin, pi)
         zero, one = torch.zeros_like(ya), torch.ones_like(ya)
         r_y = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).view(-1, 3, 3)
         r_x = torch.stack([one, zero, zero, zero, cp, -sp, zero, sp, cp], -1).view(-1, 3, 3)
@@ -284,7 +297,7 @@ class FaceRenderer(nn.Module):
         # Step 1: canonical (aligned) coordinates of every output pixel, undoing the in-plane
         # similarity, then head-frame camera coordinates x, y.
         roll = torch.deg2rad(p.roll)
-        cr, sr = torch.cos(roll), torch.sin(roll)
+        cr, sr = _exact(torch.cos, roll), _exact(torch.sin, roll)
         gx = grid.view(1, 1, res) - p.shift[:, 0, None, None]
         gy = grid.view(1, res, 1) - p.shift[:, 1, None, None]
         inv = (1 / p.scale)[:, None, None]
@@ -352,7 +365,7 @@ class FaceRenderer(nn.Module):
 
         # Illumination: camera-frame light direction, taken into the head frame.
         az = torch.deg2rad(p.light_azimuth)
-        light = torch.stack([torch.sin(az), -0.25 * ones, torch.cos(az)], 1)
+        light = torch.stack([_exact(torch.sin, az), -0.25 * ones, _exact(torch.cos, az)], 1)
         light = light / light.norm(dim=1, keepdim=True)
         lh = (rot.transpose(1, 2) @ light[:, :, None])[:, :, 0]  # head frame
         n = hit["normal"]
@@ -554,7 +567,7 @@ class FaceRenderer(nn.Module):
         tip_m = _soft((1 - dtx * dtx - dty * dty) * (0.6 * nw * ipx))
         mask = 1 - (1 - bridge) * (1 - tip_m)
         facing = _soft(1.7 * (rot[:, 2, 2, None, None] * 10 + 2))  # hidden when the head faces away
-        lit = torch.sin(torch.deg2rad(p.light_azimuth))[:, None, None]
+        lit = _exact(torch.sin, torch.deg2rad(p.light_azimuth))[:, None, None]
         # The flank facing the light (side and light azimuth of the same sign) is the bright one.
         nose_shade = 1 - 0.22 * p.light_strength[:, None, None] * (0.4 - side * lit)
         # Nostrils: two dark dots under the tip, foreshortened with yaw.
@@ -597,7 +610,7 @@ class FaceRenderer(nn.Module):
         u = (fc * dx + fs * dy) / s  # undo the framing rotation
         v = (-fs * dx + fc * dy) / s
         roll = torch.deg2rad(p.roll)[:, None]
-        cr, sr = torch.cos(roll), torch.sin(roll)
+        cr, sr = _exact(torch.cos, roll), _exact(torch.sin, roll)
         sc = p.scale[:, None]
         gx = sc * (cr * u - sr * v) + p.shift[:, 0, None]
         gy = sc * (sr * u + cr * v) + p.shift[:, 1, None]

@@ -10,6 +10,8 @@ leaves out (so ``world.reference_fr.recipe: {epochs: 2}`` keeps the rest of the 
 from __future__ import annotations
 
 import copy
+import dataclasses
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -132,3 +134,19 @@ def documented_keys(node: dict | None = None, prefix: str = "") -> list[str]:
         for name, sub in node.get("$defs", {}).items():
             keys += documented_keys(sub, name + ".")
     return keys
+
+
+def from_section(cls: type, section: Mapping[str, Any] | None, key: str) -> Any:
+    """Build the (frozen) dataclass ``cls`` from a config section.
+
+    Unknown keys are a one-line error naming ``key``; missing keys take the dataclass defaults;
+    YAML lists become tuples (the dataclasses are hashable and immutable).
+    """
+    section = dict(section or {})
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(section) - set(known))
+    if unknown:
+        raise UserError(
+            f"config {key}: unknown key {unknown[0]!r}; expected one of {', '.join(known)}"
+        )
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})

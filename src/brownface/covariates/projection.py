@@ -40,6 +40,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from brownface.config import from_section
 from brownface.covariates.align import align_tree, landmark_problem
 from brownface.covariates.landmarks import read_landmarks
 from brownface.covariates.multipie import MultiPieImage
@@ -118,15 +119,7 @@ class ProjectionParams:
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> ProjectionParams:
         """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        config = dict(config or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(
-                f"config covariates.projection: unknown key {unknown[0]!r}; "
-                f"expected {', '.join(known)}"
-            )
-        return cls(**config)
+        return from_section(cls, config, "covariates.projection")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

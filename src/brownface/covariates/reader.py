@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from brownface.config import from_section
 from brownface.covariates.multipie import (
     ALL_CAMERAS,
     EXPRESSIONS,
@@ -166,15 +167,8 @@ class SubsetRules:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> SubsetRules:
-        """Rules from a config section; unknown keys are an error, missing keys the defaults."""
-        config = dict(config or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(
-                f"config {_KEY}: unknown key {unknown[0]!r}; expected {', '.join(known)}"
-            )
-        return cls(**config)
+        """Params from a config section; unknown keys are an error, missing keys the defaults."""
+        return from_section(cls, config, "covariates.subsets")
 
     def to_dict(self) -> dict[str, Any]:
         return {

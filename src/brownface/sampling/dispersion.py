@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from brownface.config import from_section
 from brownface.errors import UserError
 from brownface.seeding import torch_generator
 
@@ -86,13 +87,7 @@ class VariationParams:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> VariationParams:
         """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(
-                f"config variations: unknown key {unknown[0]!r}; expected {', '.join(known)}"
-            )
-        return cls(**config)
+        return from_section(cls, config, "variations")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from brownface.config import from_section
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import angles
@@ -124,13 +125,7 @@ class IdentityParams:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> IdentityParams:
         """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(config) - set(known))
-        if unknown:
-            raise UserError(
-                f"config identities: unknown key {unknown[0]!r}; expected {', '.join(known)}"
-            )
-        return cls(**config)
+        return from_section(cls, config, "identities")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

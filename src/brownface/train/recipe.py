@@ -10,9 +10,9 @@ horizontal flip.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
-from brownface.errors import UserError
+from brownface.config import from_section
 
 
 @dataclass(frozen=True)
@@ -47,14 +47,7 @@ class TrainRecipe:
     @classmethod
     def from_config(cls, section: dict) -> TrainRecipe:
         """Build from a (validated) config section; lists become tuples, unknown keys refused."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise UserError(
-                f"training recipe: unknown key {unknown[0]!r}; expected one of {', '.join(sorted(known))}"
-            )
-        values = {k: tuple(v) if isinstance(v, list) else v for k, v in section.items()}
-        return cls(**values)
+        return from_section(cls, section, "training recipe")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

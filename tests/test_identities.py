@@ -7,6 +7,7 @@ import logging
 import pandas as pd
 import pytest
 import torch
+from worldkit import small_embedder
 
 import brownface.sampling.potentials as potentials
 from brownface.errors import UserError
@@ -36,18 +37,7 @@ from brownface.world.generator import WorldGenerator
 
 @pytest.fixture(scope="module")
 def embedder() -> LatentEmbedder:
-    gen = WorldGenerator(seed=0, resolution=64)
-    spec = FRSpec(
-        kind="iresnet",
-        arch="iresnet",
-        layers=(1, 1, 1, 1),
-        widths=(8, 8, 16, 16),
-        input_size=16,
-        embedding_size=32,
-    )
-    torch.manual_seed(0)
-    fr = FRModel(build_backbone(spec), spec).eval()
-    return LatentEmbedder(gen, fr, world_crop_matrix(gen, 16)).eval()
+    return small_embedder(WorldGenerator(seed=0, resolution=64))
 
 
 @pytest.fixture(scope="module")

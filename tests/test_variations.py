@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from worldkit import small_embedder
 
 from brownface.errors import UserError
-from brownface.models.fr import FRModel, FRSpec, build_backbone
 from brownface.sampling.dispersion import (
     dispersion_forces,
     dispersion_step,
@@ -22,7 +22,7 @@ from brownface.sampling.dispersion import (
     start_latents,
     start_noise,
 )
-from brownface.sampling.embedder import LatentEmbedder, world_crop_matrix
+from brownface.sampling.embedder import LatentEmbedder
 from brownface.sampling.variations import (
     STAT_COLUMNS,
     VariationParams,
@@ -40,12 +40,8 @@ PARAMS = VariationParams(variations=8, iterations=5, r_w=2.0, batch_size=16, che
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors: one thread is faster and steadier on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -55,17 +51,7 @@ def world() -> WorldGenerator:
 
 @pytest.fixture(scope="module")
 def embedder(world: WorldGenerator) -> LatentEmbedder:
-    spec = FRSpec(
-        kind="iresnet",
-        arch="iresnet",
-        layers=(1, 1, 1, 1),
-        widths=(8, 8, 16, 16),
-        input_size=16,
-        embedding_size=32,
-    )
-    torch.manual_seed(0)
-    fr = FRModel(build_backbone(spec), spec).eval()
-    return LatentEmbedder(world, fr, world_crop_matrix(world, 16))
+    return small_embedder(world)
 
 
 @pytest.fixture(scope="module")

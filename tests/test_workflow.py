@@ -64,3 +64,36 @@ def test_bad_config_stops_with_one_line(tmp_path):
         "brownface: error: config: world.multipie.subjects: expected a value >= 1, got 0"
     ]
     assert "Traceback" not in run.stderr
+
+
+FULL = """
+world:
+  multipie: {subjects: 2, image_size: 64, cameras: ["11_0", "14_0", "05_1", "05_0", "24_0"], flashes: [0, 1, 7, 11]}
+  benchmarks: {lfw_pairs_per_fold: 2, cfp_fp_people_per_fold: 2, ijbc_subjects: 3, image_size: 64, ijbc_image_size: 64}
+  reference_fr:
+    identities: 16
+    images_per_identity: 4
+    recipe: {epochs: 1, milestones: [1], batch_size: 16}
+covariates:
+  projection: {steps: 5, batch_size: 16}
+identities:
+  lang: {algorithm: langevin, n: 8, iterations: 2, checkpoint_every: 1}
+variations:
+  disco: {algorithm: disco, variations: 2, iterations: 1, sigma: 0.1, r_w: 3.0}
+datasets:
+  tiny: {identities: lang, variations: disco, shards: 2}
+training:
+  recipe: {arch: iresnet, layers: [1, 1, 1, 1], widths: [4, 8, 8, 16], input_size: 16,
+           embedding_size: 16, batch_size: 8, epochs: 1, milestones: [1], workers: 0}
+"""
+
+
+@pytest.mark.slow
+def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
+    write_config(tmp_path, FULL)
+    run = snakemake(tmp_path)
+    assert run.returncode == 0, run.stderr[-4000:]
+    report = (tmp_path / "results" / "report" / "verification.md").read_text()
+    assert "tiny" in report and "world_reference_fr" in report
+    for rel in ("covariates/covariates.h5", "datasets/tiny/variations.h5", "training/tiny/model.pt"):
+        assert (tmp_path / "results" / rel).is_file(), rel

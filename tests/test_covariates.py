@@ -23,12 +23,10 @@ from brownface.covariates.align import (
 from brownface.covariates.edit import edit_image, edit_latent
 from brownface.covariates.landmarks import read_landmarks, write_landmarks
 from brownface.covariates.multipie import MultiPieImage
+from brownface.covariates.perceptual import PerceptualDistance, Vgg16Features, load_perceptual
 from brownface.covariates.projection import (
-    PerceptualDistance,
     ProjectionParams,
-    Vgg16Features,
     learning_rate,
-    load_perceptual,
     merge_projection_shards,
     noise_scale,
     project_images,

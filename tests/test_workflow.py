@@ -95,5 +95,9 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     assert run.returncode == 0, run.stderr[-4000:]
     report = (tmp_path / "results" / "report" / "verification.md").read_text()
     assert "tiny" in report and "world_reference_fr" in report
-    for rel in ("covariates/covariates.h5", "datasets/tiny/variations.h5", "training/tiny/model.pt"):
+    for rel in (
+        "covariates/covariates.h5",
+        "datasets/tiny/variations.h5",
+        "training/tiny/model.pt",
+    ):
         assert (tmp_path / "results" / rel).is_file(), rel

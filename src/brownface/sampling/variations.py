@@ -47,6 +47,7 @@ from brownface.sampling.dispersion import (
     start_noise,
     state_stats,
 )
+from brownface.sharding import shard_range  # noqa: F401 - part of this module's API
 from brownface.store import (
     IdentityStore,
     VariationStore,
@@ -76,17 +77,6 @@ STAT_COLUMNS = (
     "wall_time",  # seconds this iteration took
 )
 _MINIMA, _MAXIMA = {"angle_min"}, {"angle_max"}
-
-
-def shard_range(n: int, shards: int, k: int, align: int = 1) -> tuple[int, int]:
-    """Identities [start, stop) of shard k of ``shards``: contiguous, balanced, and starting on
-    multiples of ``align`` (pass ``params.group_size`` so no shard computes extra identities)."""
-    if shards < 1 or not 0 <= k < shards:
-        raise UserError(f"shard {k} of {shards}: need shards >= 1 and 0 <= shard < shards")
-    if n < 0 or align < 1:
-        raise ValueError(f"shard_range: need n >= 0 and align >= 1, got n={n}, align={align}")
-    units = -(-n // align)
-    return min(n, k * units // shards * align), min(n, (k + 1) * units // shards * align)
 
 
 def sample_variations(

@@ -12,7 +12,8 @@ from brownface.models.factory import build_generator, resolve_device
 from brownface.models.fr import fr_provenance, load_fr, reference_fr_spec
 from brownface.sampling.embedder import LatentEmbedder, world_crop_matrix
 from brownface.sampling.identities import IdentityParams, sample_identities
-from brownface.sampling.variations import VariationParams, sample_variations, shard_range
+from brownface.sampling.variations import VariationParams, sample_variations
+from brownface.sharding import shard_range
 from brownface.store import IdentityStore, merge_shards
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,8 @@ N_OUT = ID_DIM + N_NUISANCE  # 32 head outputs, one per latent dimension
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These tensors are small: one thread is about as fast as two, and immune to the several-fold
-    slowdown of OpenMP threads oversubscribing cores that other processes keep busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):  # conftest: small tensors, steadier on a shared machine
     yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def run_merge(shards: list[str], root: str, landmarks: str, subsets: dict, out: 
 
 
 def run_fit(projections: str, out: str, subsets: dict, folds: int, seed: int) -> None:
-    """The seven SVM directions into covariates.h5, with their cross-validated accuracy."""
+    """The seven SVM directions into covariates.h5, with their cross-validated balanced accuracy."""
     store = fit_covariates(
         projections,
         out,
@@ -72,4 +72,4 @@ def run_fit(projections: str, out: str, subsets: dict, folds: int, seed: int) ->
         provenance={"subsets": subsets},
     )
     for name, acc in zip(store.name, store.accuracy):
-        log.info("direction %s: cross-validated accuracy %.3f", name, acc)
+        log.info("direction %s: cross-validated balanced accuracy %.3f", name, acc)

@@ -10,7 +10,10 @@ Statistics of the signed distances s = w . n of all training latents of the two 
 split by the *sign* of s, not by label: ``pos_mean``/``pos_std``/``n_pos`` over s > 0,
 ``neg_mean``/``neg_std``/``n_neg`` over s < 0. The edit unit is E = max(-neg_mean, pos_mean)
 (stored as ``scale``), which DisCo and :mod:`brownface.covariates.edit` use. ``accuracy`` is
-the mean 5-fold stratified cross-validated accuracy of the same classifier.
+the mean 5-fold stratified cross-validated *balanced* accuracy (the mean of the two per-class
+recalls) of the same classifier: each subject has four or five neutral recordings but one of
+each expression, so plain accuracy would credit a classifier that calls every face neutral
+with about 0.83.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ class DirectionFit:
     pos_std: float
     neg_mean: float
     neg_std: float
-    accuracy: float  # cross-validated; NaN when a class is too small to split
+    accuracy: float  # cross-validated balanced accuracy; NaN when a class is too small to split
     n_pos: int  # latents with s > 0
     n_neg: int  # latents with s < 0
 
@@ -92,7 +95,8 @@ def fit_direction(
         accuracy = float("nan")
         if splits >= 2:
             cv = StratifiedKFold(n_splits=splits, shuffle=True, random_state=seed)
-            accuracy = float(cross_val_score(_svm(seed), w, labels, cv=cv).mean())
+            scores = cross_val_score(_svm(seed), w, labels, cv=cv, scoring="balanced_accuracy")
+            accuracy = float(scores.mean())
     if svm.n_iter_ >= SVM_MAX_ITER:
         log.warning("covariate %s: LinearSVC stopped at max_iter=%d", name, SVM_MAX_ITER)
     if splits < folds:
@@ -179,7 +183,7 @@ def fit_covariates(
         fits[name] = fit_direction(store.w[rows], labels, seed=seed, folds=folds, name=name)
         counts[name] = [int((labels == 0).sum()), int((labels == 1).sum())]
         log.info(
-            "%s: accuracy %.3f, label 0/1 %d/%d, E %.3f",
+            "%s: balanced accuracy %.3f, label 0/1 %d/%d, E %.3f",
             name, fits[name].accuracy, *counts[name], fits[name].scale,
         )  # fmt: skip
     result = covariate_store(

@@ -3,11 +3,20 @@
 It implements the generator interface every stage uses (``mapping``, ``synthesis``, ``z_dim``,
 ``w_dim``, ``w_avg``, ``img_resolution``), with the face renderer as its image head. Like a
 real StyleGAN, the mapping is a normalised MLP with leaky ReLUs and the synthesis entangles
-factors: a fixed random non-linear head maps every latent direction to identity *and*
-nuisance (pose, light, expression) parameters, so no latent direction is without effect: the head has one output per renderer input
-(identity, pose, light, expression and scene), at least as many as w has dimensions.
-Unlike a real GAN it has an oracle: ``identity_params`` and ``nuisance_params`` give the ground
-truth behind each latent, for tests and metrics.
+factors: a fixed random head maps every latent direction to identity *and* nuisance (pose,
+light, expression, scene) parameters, one output per renderer input, at least as many as w
+has dimensions. Unlike a real GAN it has an oracle: ``identity_params`` and
+``nuisance_params`` give the ground truth behind each latent, for tests and metrics.
+
+Two choices keep GAN inversion (``brownface.covariates.projection``) well posed, so that
+projected Multi-PIE latents carry their expression and light as real projections do:
+
+* the mapping ends in a fixed whitening (zero mean, identity covariance of w over z ~ N(0, I)).
+  The leaky-ReLU MLP alone gives a W whose covariance spans 200:1, and Adam from w_avg then
+  stalls in the thin directions;
+* the head is a rotation plus a mild non-linearity, o = Q x + 0.3 MLP(x) with Q orthonormal,
+  so every parameter combination (a Multi-PIE subject under flash 01, screaming) is reached by
+  some w, while each latent direction still moves many parameters.
 
 Everything is determined by ``seed`` (the config's ``world.seed``).
 """
@@ -28,6 +37,7 @@ from brownface.world.renderer import EXPRESSIONS, FaceParams, FaceRenderer
 # light tint, hair phase. With the identity vector, one renderer input per latent dimension.
 N_NUISANCE = 5 + len(EXPRESSIONS) + 6
 W_AVG_SAMPLES = 10_000
+HIDDEN_GAIN = 0.3  # weight of the head's non-linear path against its rotation
 
 
 def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -72,11 +82,18 @@ class WorldGenerator(nn.Module):
         )
         self.register_buffer("head0_b", 0.5 * torch.randn(head_hidden, generator=gen))
         self.register_buffer(
-            "head1_w", torch.randn(n_out, head_hidden, generator=gen) / math.sqrt(head_hidden)
+            "head1_w",
+            torch.randn(n_out, head_hidden, generator=gen) * HIDDEN_GAIN / math.sqrt(head_hidden),
         )
-        self.register_buffer("skip_w", torch.randn(n_out, w_dim, generator=gen) / math.sqrt(w_dim))
-        # Statistics over a fixed sample: w_avg, and standardisation of w and the head output.
+        q, r = torch.linalg.qr(torch.randn(n_out, w_dim, generator=gen, dtype=torch.float64))
+        self.register_buffer("skip_w", (q * torch.sign(torch.diagonal(r))).float())
+        # Statistics over a fixed sample: the whitening, w_avg, and the head's standardisation.
         z = torch.randn(W_AVG_SAMPLES, z_dim, generator=torch_generator(seed, "world/w_avg"))
+        mlp = self._mlp(z).double()
+        mean = mlp.mean(0)
+        eigval, eigvec = torch.linalg.eigh(torch.cov(mlp.T))
+        self.register_buffer("white_mean", mean.float())
+        self.register_buffer("white_mat", (eigvec * eigval.rsqrt() @ eigvec.T).float())
         w = self.mapping(z, truncation_psi=1.0, _raw=True)
         self.register_buffer("w_avg", w.mean(0))
         self.register_buffer("w_std", w.std(0))
@@ -92,12 +109,16 @@ class WorldGenerator(nn.Module):
         """z [B, z_dim] -> w [B, w_dim]; truncation w_avg + psi (w - w_avg)."""
         if z.ndim != 2 or z.shape[1] != self.z_dim:
             raise ValueError(f"z must have shape [B, {self.z_dim}], got {list(z.shape)}")
-        x = _normalize_2nd_moment(z)
-        for i in range(self.mapping_layers):
-            x = F.leaky_relu(x @ getattr(self, f"fc{i}_w").T + getattr(self, f"fc{i}_b"), 0.2)
+        x = (self._mlp(z) - self.white_mean) @ self.white_mat
         if _raw or truncation_psi == 1.0:
             return x
         return self.w_avg + truncation_psi * (x - self.w_avg)
+
+    def _mlp(self, z: torch.Tensor) -> torch.Tensor:
+        x = _normalize_2nd_moment(z)
+        for i in range(self.mapping_layers):
+            x = F.leaky_relu(x @ getattr(self, f"fc{i}_w").T + getattr(self, f"fc{i}_b"), 0.2)
+        return x
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         """w [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
@@ -136,15 +157,15 @@ class WorldGenerator(nn.Module):
 
     @staticmethod
     def _nuisance64(o: torch.Tensor) -> dict[str, torch.Tensor]:
-        # Mostly near-frontal, near-neutral faces, as in FFHQ; the tails reach profile and
-        # full expressions.
+        # Mostly near-frontal faces with mild expressions, as in FFHQ; the tails reach profile
+        # and full expressions (an expression passes 0.5 for o > 0.75, about one face in five).
         return dict(
             yaw=90 * torch.tanh(0.4 * o[:, 0]),
             pitch=30 * torch.tanh(0.4 * o[:, 1]),
             light_azimuth=90 * torch.tanh(0.6 * o[:, 2]),
             light_strength=0.15 + 0.8 * torch.sigmoid(o[:, 3]),
             ambient=0.25 + 0.5 * torch.sigmoid(o[:, 4]),
-            expression=torch.sigmoid(1.5 * o[:, 5:10] - 2.5),
+            expression=torch.sigmoid(2.0 * o[:, 5:10] - 1.5),
             background=0.3 + 0.5 * torch.sigmoid(o[:, 10:13]),
             background_gradient=0.15 * torch.tanh(o[:, 13]),
             light_tint=torch.tanh(0.7 * o[:, 14]),

@@ -238,23 +238,33 @@ class FaceRenderer(nn.Module):
 
     @staticmethod
     def _expression_geometry(attr: dict, expr: torch.Tensor) -> dict[str, torch.Tensor]:
-        """How expressions move eyes, brows and mouth (per face scalars)."""
+        """How expressions move eyes, brows, cheeks and mouth (per face scalars).
+
+        Each expression changes a large part of the face, as real ones do (a smile widens and
+        opens the mouth, shows the teeth, raises the cheeks and narrows the eyes), so that it
+        is visible at the generator's resolution and a pixel-loss projection recovers it.
+        """
         smile, surprise, squint, disgust, scream = expr.unbind(1)
         geo = {}
         geo["eye_open"] = (
             0.55
-            * (1 + 0.55 * surprise - 0.6 * squint - 0.3 * disgust - 0.2 * smile)
-            * (1 - 0.35 * scream)
-        ).clamp(min=0.08)
-        geo["brow_lift"] = 0.07 * surprise + 0.05 * scream - 0.04 * disgust - 0.03 * squint
-        geo["brow_tilt"] = attr["brow_slope"] - 0.35 * disgust + 0.2 * surprise
-        geo["mouth_width"] = attr["mouth_width"] * (
-            1 + 0.18 * smile - 0.25 * surprise + 0.08 * disgust + 0.12 * scream
+            * (1 + 0.9 * surprise - 0.9 * squint - 0.5 * disgust - 0.5 * smile)
+            * (1 - 0.6 * scream)
+        ).clamp(min=0.06)
+        geo["brow_lift"] = 0.14 * surprise + 0.04 * scream - 0.1 * disgust - 0.14 * squint
+        geo["brow_tilt"] = (
+            attr["brow_slope"] - 0.6 * disgust + 0.3 * surprise - 0.3 * scream - 0.2 * squint
         )
-        geo["corner_lift"] = 0.09 * smile - 0.06 * disgust - 0.02 * scream
-        geo["mouth_open"] = 0.012 + 0.05 * smile + 0.17 * surprise + 0.30 * scream
-        geo["upper_lip_raise"] = 0.035 * disgust
-        geo["teeth"] = (0.8 * smile + 0.6 * scream + 0.3 * disgust).clamp(max=1.0)
+        geo["mouth_width"] = attr["mouth_width"] * (
+            1 + 0.5 * smile - 0.3 * surprise + 0.1 * disgust + 0.25 * scream
+        )
+        geo["corner_lift"] = 0.2 * smile - 0.14 * disgust - 0.04 * scream
+        geo["mouth_open"] = 0.012 + 0.16 * smile + 0.3 * surprise + 0.45 * scream + 0.05 * disgust
+        geo["upper_lip_raise"] = 0.12 * disgust
+        geo["teeth"] = (smile + 0.7 * scream + 0.8 * disgust).clamp(max=1.0)
+        geo["cheek_raise"] = (smile + squint + 0.5 * scream + 0.8 * disgust).clamp(max=1.0)
+        geo["wrinkle"] = (disgust + 0.5 * scream + 0.8 * squint).clamp(max=1.0)
+        geo["crows_feet"] = (squint + 0.6 * scream + 0.4 * smile).clamp(max=1.0)
         geo["expression"] = expr
         return geo
 
@@ -419,6 +429,10 @@ class FaceRenderer(nn.Module):
         strands = 0.95 + 0.05 * torch.sin(25 * X + 6 * Y + phase)  # a hint of hair texture
         face = _over(face, self._hair_on_head(X, Y, Z, attr, ipx), _scale(hair, strands))
         face = _over(face, self._ear(X, Y, Z, attr, ipx), _scale(skin, 0.88))
+        cheeks, folds, wrinkles = self._creases(Xa, Y, attr, geo, ipx, front)
+        face = _over(face, cheeks, _scale(skin, 1.3))  # raised cheeks catch the light
+        face = _over(face, folds, _scale(skin, 0.55))
+        face = _over(face, wrinkles, _scale(skin, 0.6))
         eyes, iris_m, pupil, lid = self._eyes(Xa, Y, attr, geo, ipx, front)
         face = _over(face, lid, _scale(skin, 0.45))
         face = _over(face, eyes, _rgb(0.93 * ones, 0.93, 0.9))
@@ -513,6 +527,42 @@ class FaceRenderer(nn.Module):
             * _soft((1.2 * mw - Xa) * ipx)
         )
         return alpha * (1 - (1 - chin) * (1 - tash)) * front
+
+    def _creases(self, Xa, Y, attr, geo, ipx, front):
+        """Raised cheeks, nasolabial folds and wrinkles at the nose root, from expressions."""
+        ex, ey = attr["eye_spacing"][:, None, None], attr["eye_height"][:, None, None]
+        raise_ = geo["cheek_raise"][:, None, None]
+        dx = (Xa - ex - 0.03) / 0.15
+        dy = (Y - ey - 0.22 + 0.04 * raise_) / 0.1
+        cheeks = _soft((1 - dx * dx - dy * dy) * (0.1 * ipx)) * (0.8 * raise_) * front
+        # The fold runs from beside the nose tip to just outside the mouth corner, bowing out.
+        tip_y = ey + attr["nose_length"][:, None, None]
+        corner_y = tip_y + (attr["mouth_drop"] - geo["corner_lift"])[:, None, None]
+        t = ((Y - tip_y) / (corner_y - tip_y)).clamp(0, 1)
+        start, end = (
+            1.4 * attr["nose_width"][:, None, None],
+            1.08 * geo["mouth_width"][:, None, None],
+        )
+        fold_x = start + (end - start) * t + 0.04 * torch.sin(torch.pi * t)
+        folds = (
+            _soft((0.02 - (Xa - fold_x).abs()) * ipx)
+            * _soft((Y - tip_y) * ipx)
+            * _soft((corner_y + 0.03 - Y) * ipx)
+            * (0.75 * raise_)
+            * front
+        )
+        # Horizontal creases across the nose root.
+        rel = Y - ey
+        region = _soft((0.12 - Xa) * ipx) * _soft((rel + 0.04) * ipx) * _soft((0.14 - rel) * ipx)
+        stripes = torch.sigmoid(3 * torch.sin(rel * (2 * torch.pi / 0.06)))
+        wrinkles = region * stripes * (0.9 * geo["wrinkle"][:, None, None])
+        # Crow's feet: creases fanning out from the outer eye corners.
+        outer = Xa - ex - attr["eye_size"][:, None, None]
+        fan = _soft(outer * ipx) * _soft((0.12 - outer) * ipx) * _soft((0.07 - rel.abs()) * ipx)
+        rays = torch.sigmoid(3 * torch.sin((rel / (outer.abs() + 0.04)) * 9))
+        crows = fan * rays * (0.9 * geo["crows_feet"][:, None, None])
+        wrinkles = (1 - (1 - wrinkles) * (1 - crows)) * front
+        return cheeks, folds, wrinkles
 
     def _mouth(self, Xa, Y, attr, geo, ipx, front):
         """Lips, the open mouth and teeth, from curves in |X|."""

@@ -32,6 +32,7 @@ from brownface.covariates.projection import (
     project_images,
     project_shard,
 )
+from brownface.covariates.quality import projection_quality, quality_summary
 from brownface.covariates.reader import (
     COVARIATES,
     SubsetRules,
@@ -376,6 +377,41 @@ def test_killed_shard_resumes_to_the_same_result(world, world_multipie, tmp_path
     project_shard(world, root, landmarks_csv, tmp_path / "resumed.h5", **run, checkpoint=checkpoint)
     assert not checkpoint.exists()
     assert filecmp.cmp(tmp_path / "full.h5", tmp_path / "resumed.h5", shallow=False)
+
+
+def _store_with_losses(loss: list[float], vgg16: str | None) -> ProjectionStore:
+    n = len(loss)
+    return ProjectionStore(
+        w=np.zeros((n, 4), np.float32),
+        loss=np.array(loss, np.float32),
+        path=np.array([f"p{i}" for i in range(n)], dtype=object),
+        subject=np.ones(n, np.int64),
+        session=np.ones(n, np.int64),
+        recording=np.array([1, 2, 1, 1], np.int64),
+        flash=np.array([7, 7, 1, 7], np.int64),
+        camera=np.array(["05_1", "05_1", "05_1", "08_0"], dtype=object),
+        expression=np.array(["neutral", "smile", "neutral", "neutral"], dtype=object),
+        provenance={"projection_params": {"vgg16": vgg16, "pixel_weight": 1.0}},
+        attrs={"max_loss": 0.1},
+    )
+
+
+def test_projection_quality_per_camera_flash_and_expression() -> None:
+    # MSE 4e-3, 4e-4, 4e-2, 0.4 on [-1, 1] images: 30, 40, 20 and 10 dB.
+    table = projection_quality(_store_with_losses([4e-3, 4e-4, 4e-2, 0.4], None))
+    rows = {(r.factor, r.value): r for r in table.itertuples()}
+    assert rows["all", "all"].images == 4 and rows["all", "all"].flagged == 1
+    assert rows["all", "all"].psnr_median == pytest.approx(25.0, abs=1e-4)
+    assert rows["expression", "smile"].psnr_median == pytest.approx(40.0, abs=1e-4)
+    assert rows["camera", "08_0"].psnr_median == pytest.approx(10.0, abs=1e-4)
+    assert rows["flash", "01"].psnr_median == pytest.approx(20.0, abs=1e-4)
+    line = quality_summary(table)
+    assert "PSNR median 25 dB over 4 images (1 flagged)" in line
+    assert "worst camera 08_0: 10 dB" in line and "worst expression neutral" in line
+    # With the VGG16 term the loss is no MSE: no PSNR, the summary reports the loss instead.
+    table = projection_quality(_store_with_losses([4e-3, 4e-4, 4e-2, 0.4], "vgg16.pt"))
+    assert table.psnr_median.isna().all()
+    assert "loss median" in quality_summary(table)
 
 
 def test_perceptual_term_with_a_random_vgg16(world, tmp_path: Path) -> None:

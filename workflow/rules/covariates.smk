@@ -43,6 +43,7 @@ rule merge_projections:
         ),
     output:
         projections=results("covariates", "projections.h5"),
+        quality=results("covariates", "projection_quality.csv"),
     log:
         logs("covariates", "merge_projections.log"),
     conda:

@@ -12,4 +12,5 @@ if __name__ == "__main__":
         landmarks=snakemake.input.landmarks,
         subsets=snakemake.params.subsets,
         out=snakemake.output.projections,
+        quality=snakemake.output.quality,
     )

@@ -11,9 +11,11 @@ from brownface.covariates.projection import (
     plan_projection,
     project_shard,
 )
+from brownface.covariates.quality import projection_quality, quality_summary
 from brownface.covariates.reader import SubsetRules
 from brownface.covariates.svm import fit_covariates
 from brownface.models.factory import build_generator, resolve_device
+from brownface.store import ProjectionStore, atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,22 @@ def run_projection(
     )
 
 
-def run_merge(shards: list[str], root: str, landmarks: str, subsets: dict, out: str) -> None:
-    """Merge the shards; every planned image exactly once."""
+def run_merge(
+    shards: list[str],
+    root: str,
+    landmarks: str,
+    subsets: dict,
+    out: str,
+    quality: str | None = None,  # projection_quality.csv: reconstruction per camera/flash/...
+) -> None:
+    """Merge the shards (every planned image exactly once) and report the reconstructions."""
     expected = len(plan_projection(root, landmarks, SubsetRules.from_config(subsets)).images)
     merge_projection_shards([Path(s) for s in shards], Path(out), expected=expected)
+    table = projection_quality(ProjectionStore.read(out))
+    log.info("%s", quality_summary(table))
+    if quality is not None:
+        with atomic_path(quality) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
 
 
 def run_fit(projections: str, out: str, subsets: dict, folds: int, seed: int) -> None:

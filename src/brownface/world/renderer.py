@@ -251,7 +251,7 @@ class FaceRenderer(nn.Module):
             * (1 + 0.9 * surprise - 0.9 * squint - 0.5 * disgust - 0.5 * smile)
             * (1 - 0.6 * scream)
         ).clamp(min=0.06)
-        geo["brow_lift"] = 0.14 * surprise + 0.04 * scream - 0.1 * disgust - 0.14 * squint
+        geo["brow_lift"] = 0.18 * surprise + 0.04 * scream - 0.1 * disgust - 0.14 * squint
         geo["brow_tilt"] = (
             attr["brow_slope"] - 0.6 * disgust + 0.3 * surprise - 0.3 * scream - 0.2 * squint
         )
@@ -265,6 +265,7 @@ class FaceRenderer(nn.Module):
         geo["cheek_raise"] = (smile + squint + 0.5 * scream + 0.8 * disgust).clamp(max=1.0)
         geo["wrinkle"] = (disgust + 0.5 * scream + 0.8 * squint).clamp(max=1.0)
         geo["crows_feet"] = (squint + 0.6 * scream + 0.4 * smile).clamp(max=1.0)
+        geo["forehead"] = surprise
         geo["expression"] = expr
         return geo
 
@@ -425,14 +426,15 @@ class FaceRenderer(nn.Module):
 
         # The face, painted on the ellipsoid surface.
         face = skin
-        phase = p.hair_phase[:, None, None]
-        strands = 0.95 + 0.05 * torch.sin(25 * X + 6 * Y + phase)  # a hint of hair texture
-        face = _over(face, self._hair_on_head(X, Y, Z, attr, ipx), _scale(hair, strands))
-        face = _over(face, self._ear(X, Y, Z, attr, ipx), _scale(skin, 0.88))
+        # Creases first: hair falls over them.
         cheeks, folds, wrinkles = self._creases(Xa, Y, attr, geo, ipx, front)
         face = _over(face, cheeks, _scale(skin, 1.3))  # raised cheeks catch the light
         face = _over(face, folds, _scale(skin, 0.55))
         face = _over(face, wrinkles, _scale(skin, 0.6))
+        phase = p.hair_phase[:, None, None]
+        strands = 0.95 + 0.05 * torch.sin(25 * X + 6 * Y + phase)  # a hint of hair texture
+        face = _over(face, self._hair_on_head(X, Y, Z, attr, ipx), _scale(hair, strands))
+        face = _over(face, self._ear(X, Y, Z, attr, ipx), _scale(skin, 0.88))
         eyes, iris_m, pupil, lid = self._eyes(Xa, Y, attr, geo, ipx, front)
         face = _over(face, lid, _scale(skin, 0.45))
         face = _over(face, eyes, _rgb(0.93 * ones, 0.93, 0.9))
@@ -561,7 +563,12 @@ class FaceRenderer(nn.Module):
         fan = _soft(outer * ipx) * _soft((0.12 - outer) * ipx) * _soft((0.07 - rel.abs()) * ipx)
         rays = torch.sigmoid(3 * torch.sin((rel / (outer.abs() + 0.04)) * 9))
         crows = fan * rays * (0.9 * geo["crows_feet"][:, None, None])
-        wrinkles = (1 - (1 - wrinkles) * (1 - crows)) * front
+        # Raised brows fold the forehead into horizontal lines above them.
+        above = (ey - attr["brow_height"][:, None, None]) - Y  # height above the brows
+        band = _soft((0.3 - Xa) * ipx) * _soft((above - 0.06) * ipx) * _soft((0.24 - above) * ipx)
+        lines = torch.sigmoid(3 * torch.sin(above * (2 * torch.pi / 0.055)))
+        forehead = band * lines * (0.8 * geo["forehead"][:, None, None])
+        wrinkles = (1 - (1 - wrinkles) * (1 - crows) * (1 - forehead)) * front
         return cheeks, folds, wrinkles
 
     def _mouth(self, Xa, Y, attr, geo, ipx, front):

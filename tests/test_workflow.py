@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,3 +102,6 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
         "training/tiny/model.pt",
     ):
         assert (tmp_path / "results" / rel).is_file(), rel
+    quality = pd.read_csv(tmp_path / "results" / "covariates" / "projection_quality.csv")
+    assert quality.columns[0] == "factor" and quality.iloc[0].factor == "all"
+    assert quality.iloc[0].psnr_median > 20  # pixel MSE only: the PSNR is reported

@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from brownface.world.generator import WorldGenerator
+
 
 @pytest.fixture(scope="module")
 def one_thread():
@@ -11,3 +13,9 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def world() -> WorldGenerator:
+    """The demo world's generator (seed 0), built once per test module."""
+    return WorldGenerator(seed=0)

@@ -60,11 +60,6 @@ def _one_thread(one_thread):
     yield
 
 
-@pytest.fixture(scope="module")
-def world() -> WorldGenerator:
-    return WorldGenerator(seed=0)
-
-
 # A small world Multi-PIE: 3 subjects at every session, 3 cameras and 3 flashes, 93 images.
 WORLD_SPEC = MultiPieSpec(
     subjects=3, image_size=80, attendance=1.0, cameras=("13_0", "05_1", "04_1"), flashes=(1, 7, 11)

@@ -45,11 +45,6 @@ def _one_thread(one_thread):
 
 
 @pytest.fixture(scope="module")
-def world() -> WorldGenerator:
-    return WorldGenerator(seed=0)
-
-
-@pytest.fixture(scope="module")
 def embedder(world: WorldGenerator) -> LatentEmbedder:
     return small_embedder(world)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -150,3 +150,20 @@ def from_section(cls: type, section: Mapping[str, Any] | None, key: str) -> Any:
             f"config {key}: unknown key {unknown[0]!r}; expected one of {', '.join(known)}"
         )
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
+
+
+def check_number_fields(params: Any, bad: Callable[[str, str], UserError]) -> None:
+    """Refuse a non-integer in an ``int`` field and a non-number in a ``float`` field of the
+    frozen dataclass ``params`` (YAML's true is no number; ``int | None`` fields may be None),
+    and store floats as float, so 20 and 20.0 give one provenance. ``bad(key, want)`` builds
+    the error naming the config key."""
+    for f in dataclasses.fields(params):
+        value, kind = getattr(params, f.name), str(f.type)
+        if value is None and kind.endswith("| None"):
+            continue
+        if kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
+            raise bad(f.name, "an integer")
+        if kind.startswith("float"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise bad(f.name, "a number")
+            object.__setattr__(params, f.name, float(value))

@@ -31,7 +31,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brownface.config import from_section
+from brownface.config import check_number_fields, from_section
 from brownface.covariates.align import align_tree, landmark_problem
 from brownface.covariates.landmarks import read_landmarks
 from brownface.covariates.multipie import MultiPieImage
@@ -92,14 +92,7 @@ class ProjectionParams:
             got = getattr(self, key)
             return UserError(f"config covariates.projection.{key}: must be {want}, got {got!r}")
 
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise bad(f.name, "an integer")
-            if f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise bad(f.name, "a number")
-                object.__setattr__(self, f.name, float(value))
+        check_number_fields(self, bad)
         for key in ("steps", "batch_size", "w_avg_samples"):
             if getattr(self, key) < 1:
                 raise bad(key, ">= 1")

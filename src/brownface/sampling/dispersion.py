@@ -18,14 +18,14 @@ in one pass, repulsion by autograd) the batched path is tested against.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from brownface.config import from_section
+from brownface.config import check_number_fields, from_section
 from brownface.errors import UserError
 from brownface.seeding import torch_generator
 
@@ -60,14 +60,7 @@ class VariationParams:
 
         if self.algorithm not in ALGORITHMS:
             raise bad("algorithm", " or ".join(ALGORITHMS))
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int)):
-                raise bad(f.name, "an integer")
-            if f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise bad(f.name, "a number")
-                object.__setattr__(self, f.name, float(value))  # 20 and 20.0: one provenance
+        check_number_fields(self, bad)
         for key in ("variations", "batch_size"):
             if getattr(self, key) < 1:
                 raise bad(key, ">= 1")

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -35,7 +35,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from brownface.config import from_section
+from brownface.config import check_number_fields, from_section
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import angles
@@ -49,7 +49,7 @@ from brownface.seeding import normal_rows, torch_generator
 from brownface.store import (
     IdentityStore,
     atomic_path,
-    load_matching_checkpoint,
+    load_loop_state,
     save_checkpoint,
 )
 
@@ -92,16 +92,7 @@ class IdentityParams:
 
         if self.algorithm not in ALGORITHMS:
             raise bad("algorithm", " or ".join(ALGORITHMS))
-        for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
-            if value is None and kind.endswith("| None"):
-                continue
-            if kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
-                raise bad(f.name, "an integer")
-            if kind.startswith("float"):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise bad(f.name, "a number")
-                object.__setattr__(self, f.name, float(value))  # 1 and 1.0: one provenance
+        check_number_fields(self, bad)
         for key in ("n", "batch_size", "block_size"):
             if getattr(self, key) < 1:
                 raise bad(key, ">= 1")
@@ -304,7 +295,9 @@ def langevin(
     key = _fingerprint(params, seed, avoid, provenance, where["dtype"])
 
     # Start, or resume.
-    resumed = _resume(checkpoint, key, (params.n, embedder.w_dim))
+    resumed = load_loop_state(
+        checkpoint, LOOP, key, (params.n, embedder.w_dim), len(LANGEVIN_COLUMNS)
+    )
     if resumed is None:
         first, rows = 0, []
         w = random_latents(embedder, params, seed)
@@ -364,20 +357,6 @@ def _fingerprint(
     if avoid is not None:
         h.update(avoid.detach().cpu().double().numpy().tobytes())
     return h.hexdigest()
-
-
-def _resume(
-    path: Path | str | None, key: str, shape: tuple[int, int]
-) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """(next iteration, w, stats rows) from a matching checkpoint, else None."""
-    ckpt = load_matching_checkpoint(path, LOOP, key)
-    if ckpt is None:
-        return None
-    w, stats = ckpt.arrays.get("w"), ckpt.arrays.get("stats")
-    if w is None or stats is None or w.shape != shape:
-        log.warning("%s: checkpoint holds other arrays; starting over", path)
-        return None
-    return ckpt.iteration, w, stats.reshape(-1, len(LANGEVIN_COLUMNS))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from brownface.store import (
     IdentityStore,
     VariationStore,
     atomic_path,
-    load_matching_checkpoint,
+    load_loop_state,
     save_checkpoint,
 )
 
@@ -124,7 +124,7 @@ def sample_variations(
 
     # Start, or resume.
     key = _fingerprint(params, seed, start, stop, store, lo, hi, directions, provenance)
-    resumed = _resume(checkpoint, key, (hi - lo, a, w_dim))
+    resumed = load_loop_state(checkpoint, LOOP, key, (hi - lo, a, w_dim), len(STAT_COLUMNS))
     if resumed is None:
         first, rows = 0, []
         xi, u = start_noise(
@@ -134,7 +134,8 @@ def sample_variations(
         w = start_latents(w_ref, xi.to(device), params.sigma, u.to(device), dirs)
     else:
         first, w_np, stats_np = resumed
-        w, rows = torch.from_numpy(w_np).to(device), [dict(zip(STAT_COLUMNS, r)) for r in stats_np]
+        w = torch.from_numpy(w_np.astype(np.float32)).to(device)
+        rows = [dict(zip(STAT_COLUMNS, r)) for r in stats_np]
         log.info("variations: resuming from %s at iteration %d", checkpoint, first)
 
     def save(iteration: int) -> None:
@@ -289,17 +290,3 @@ def _fingerprint(
     if directions is not None:
         h.update(directions.numpy().tobytes())
     return h.hexdigest()
-
-
-def _resume(
-    path: Path | str | None, key: str, shape: tuple[int, ...]
-) -> tuple[int, np.ndarray, np.ndarray] | None:
-    """(next iteration, w, stats rows) from a matching checkpoint, else None."""
-    ckpt = load_matching_checkpoint(path, LOOP, key)
-    if ckpt is None:
-        return None
-    w, stats = ckpt.arrays.get("w"), ckpt.arrays.get("stats")
-    if w is None or stats is None or w.shape != shape:
-        log.warning("%s: checkpoint holds other arrays; starting over", path)
-        return None
-    return ckpt.iteration, w.astype(np.float32), stats.reshape(-1, len(STAT_COLUMNS))

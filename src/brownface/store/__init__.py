@@ -17,6 +17,7 @@ from brownface.store.base import (
 from brownface.store.checkpoint import (
     Checkpoint,
     load_checkpoint,
+    load_loop_state,
     load_matching_checkpoint,
     restore_rng,
     rng_state,
@@ -41,6 +42,7 @@ __all__ = [
     "VERSION",
     "Checkpoint",
     "atomic_dir",
+    "load_loop_state",
     "load_matching_checkpoint",
     "CovariateStore",
     "IdentityStore",

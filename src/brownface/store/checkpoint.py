@@ -186,3 +186,19 @@ def load_matching_checkpoint(path: str | Path | None, loop: str, key: str) -> Ch
         )
         return None
     return ckpt
+
+
+def load_loop_state(
+    path: str | Path | None, loop: str, key: str, shape: tuple[int, ...], stat_columns: int
+) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """(next iteration, latents ``w`` of ``shape``, statistics rows [-1, stat_columns]) of a
+    sampling loop's matching checkpoint, or None (start over) if there is none or it holds
+    other arrays."""
+    ckpt = load_matching_checkpoint(path, loop, key)
+    if ckpt is None:
+        return None
+    w, stats = ckpt.arrays.get("w"), ckpt.arrays.get("stats")
+    if w is None or stats is None or w.shape != shape:
+        log.warning("%s: checkpoint holds other arrays; starting over", path)
+        return None
+    return ckpt.iteration, w, stats.reshape(-1, stat_columns)

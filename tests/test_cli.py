@@ -75,3 +75,9 @@ def test_world_sheet(tmp_path):
     image = Image.open(out)
     assert image.size[1] == 14 + 2 * 32
     assert hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def test_inspect_a_directory_says_so(tmp_path, capsys):
+    assert main(["inspect", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is a directory; expected a store file" in err

@@ -103,10 +103,10 @@ def test_different_seed_different_world(gen):
 
 
 def test_spec_describes_the_generator(gen):
-    assert gen.spec() == dict(
-        kind="world", seed=0, z_dim=Z_DIM, w_dim=W_DIM, identity_dim=ID_DIM, resolution=64
-    )
+    options = dict(seed=0, z_dim=Z_DIM, w_dim=W_DIM, identity_dim=ID_DIM, resolution=64)
+    assert gen.spec.kind == "world" and gen.spec.options == options
     assert gen.img_resolution == 64 and gen.z_dim == Z_DIM and gen.w_dim == W_DIM
+    assert gen.num_ws == 1
 
 
 # -- synthesis and the oracle -------------------------------------------------------------

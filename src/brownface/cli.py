@@ -20,6 +20,8 @@ from brownface.runlog import tune_allocator
 def _cmd_inspect(args: argparse.Namespace) -> None:
     from brownface.store import summarize
 
+    if Path(args.file).is_dir():
+        raise UserError(f"{args.file}: is a directory; expected a store file (.h5)")
     print(summarize(args.file))
 
 
@@ -31,12 +33,14 @@ def seed_latent(seed: int, z_dim: int) -> torch.Tensor:
 def _cmd_generate(args: argparse.Namespace) -> None:
     from brownface import config as cfg
     from brownface.imageio import save_image, to_uint8
-    from brownface.models.factory import build_generator, resolve_device
+    from brownface.models.device import resolve_device
+    from brownface.models.generator import generator_spec, load_generator
 
     config = cfg.load(args.config)
     device = resolve_device(config["device"])
-    gen = build_generator(config, device)
-    psi = config["generator"]["truncation_psi"] if args.truncation is None else args.truncation
+    spec = generator_spec(config)
+    gen = load_generator(spec, device)
+    psi = spec.truncation_psi if args.truncation is None else args.truncation
     with torch.no_grad():
         w = gen.mapping(seed_latent(args.seed, gen.z_dim).to(device), truncation_psi=psi)
         image = gen.synthesis(w)
@@ -46,11 +50,11 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 def _cmd_world_sheet(args: argparse.Namespace) -> None:
     from brownface import config as cfg
-    from brownface.models.factory import world_generator
     from brownface.world.sheet import world_sheet
+    from brownface.world.stages import world_renderer
 
     config = cfg.load(args.config) if args.config else cfg.validate({})
-    renderer = world_generator(config["world"]).renderer
+    renderer = world_renderer(config["world"])
     world_sheet(renderer, config["world"]["seed"], Path(args.out), args.identities, args.size)
     print(f"wrote {args.out}")
 
@@ -58,10 +62,11 @@ def _cmd_world_sheet(args: argparse.Namespace) -> None:
 def _cmd_edit(args: argparse.Namespace) -> None:
     from brownface import config as cfg
     from brownface.covariates.edit import edit_image
-    from brownface.models.factory import build_generator, resolve_device
+    from brownface.models.device import resolve_device
+    from brownface.models.generator import generator_spec, load_generator
 
     config = cfg.load(args.config)
-    gen = build_generator(config, resolve_device(config["device"]))
+    gen = load_generator(generator_spec(config), resolve_device(config["device"]))
     covariates = args.covariates or config["covariates"]["path"]
     edit_image(gen, args.latent, args.index, covariates, args.direction, args.amount, args.out)
     print(f"wrote {args.out} ({args.direction} {args.amount:+g})")

@@ -1,9 +1,8 @@
 """e(w) = E(crop(G(w))): the generator, the crop to the FR network's input, and the FR network.
 
 Every sampler sees the generator's latent space through this one differentiable map. The crop
-is a fixed similarity from the generator's (FFHQ-aligned) frame to the ArcFace template, as for
-generated images no landmarks are detected: for the world it is fitted once to the mean frontal
-landmarks of the world's faces.
+is the generator's own (``fr_crop``): a fixed similarity from its aligned frame to the ArcFace
+template at the FR network's input size, applied by a bilinear warp (differentiable in w).
 """
 
 from __future__ import annotations
@@ -11,23 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from brownface.models.align import arcface_template, fit_similarity, warp_affine
+from brownface.models.align import warp_affine
 from brownface.models.fr import FRModel
-from brownface.seeding import torch_generator
-from brownface.world.generator import WorldGenerator
-from brownface.world.renderer import FaceParams
-
-
-def world_crop_matrix(generator: WorldGenerator, size: int, samples: int = 512) -> torch.Tensor:
-    """[2, 3] pixel matrix: generator frame -> ArcFace crop of ``size``, fitted on the mean
-    landmarks of frontal, neutral world faces (the generator's aligned framing)."""
-    renderer = generator.renderer
-    ident = torch.randn(
-        samples, renderer.identity_dim, generator=torch_generator(generator.seed, "world/crop")
-    )
-    with torch.no_grad():
-        landmarks = renderer.landmarks(FaceParams.neutral(ident)).mean(0, keepdim=True)
-    return fit_similarity(landmarks, arcface_template(size)[None].to(landmarks))[0]
+from brownface.models.generator import GeneratorBase
 
 
 class LatentEmbedder(nn.Module):
@@ -35,14 +20,14 @@ class LatentEmbedder(nn.Module):
 
     def __init__(
         self,
-        generator: nn.Module,  # mapping/synthesis/w_avg/z_dim/w_dim interface
+        generator: GeneratorBase,  # mapping/synthesis/w_avg/z_dim/w_dim/fr_crop interface
         fr: FRModel,  # takes ArcFace-aligned RGB crops in [-1, 1]
-        crop: torch.Tensor,  # [2, 3] pixel matrix, generator frame -> FR crop
     ) -> None:
         super().__init__()
         self.generator, self.fr = generator, fr
-        self.register_buffer("crop_matrix", crop.float())
         self.crop_size = fr.spec.input_size
+        crop = generator.fr_crop(self.crop_size)
+        self.register_buffer("crop_matrix", crop.to(generator.w_avg.device))
         self.requires_grad_(False)
 
     @property
@@ -71,11 +56,8 @@ class LatentEmbedder(nn.Module):
     embed = forward
 
 
-def angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise angles (radians) between rows of a [N, D] and b [M, D]: arccos(clamp(cos)).
-
-    The clamp keeps arccos's gradient finite (it is infinite at cos = +-1).
-    """
-    a = nn.functional.normalize(a, dim=-1)
-    b = nn.functional.normalize(b, dim=-1)
-    return torch.arccos((a @ b.T).clamp(-1 + 1e-6, 1 - 1e-6))
+def embed_all(embedder: nn.Module, w: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """e(w) [N, D] for w [N, w_dim], detached, in passes of at most ``batch_size``."""
+    with torch.no_grad():
+        parts = [embedder(w[s : s + batch_size]) for s in range(0, w.shape[0], batch_size)]
+    return torch.cat(parts) if parts else w.new_zeros(0, 0)

@@ -1,7 +1,9 @@
 """The demo world's "GAN": a fixed random mapping z -> w and a synthesis w -> face image.
 
-It implements the generator interface every stage uses (``mapping``, ``synthesis``, ``z_dim``,
-``w_dim``, ``w_avg``, ``img_resolution``), with the face renderer as its image head. Like a
+It implements the generator interface every stage uses (``brownface.models.generator``:
+``mapping``, ``synthesis``, ``z_dim``, ``w_dim``, ``w_avg``, ``img_resolution``, ``num_ws``,
+``fr_crop``), with the face renderer as its image head, and is the generator kind ``world``
+(``spec_options`` and ``build`` at the end of this module). Like a
 real StyleGAN, the mapping is a normalised MLP with leaky ReLUs and the synthesis entangles
 factors: a fixed random head maps every latent direction to identity *and* nuisance (pose,
 light, expression, scene) parameters, one output per renderer input, at least as many as w
@@ -18,7 +20,8 @@ projected Multi-PIE latents carry their expression and light as real projections
   so every parameter combination (a Multi-PIE subject under flash 01, screaming) is reached by
   some w, while each latent direction still moves many parameters.
 
-Everything is determined by ``seed`` (the config's ``world.seed``).
+Everything is determined by ``seed`` (the config's ``world.seed``). The crop to an FR network's
+input maps the mean landmarks of 512 frontal, neutral world faces onto the ArcFace template.
 """
 
 from __future__ import annotations
@@ -26,10 +29,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from brownface.errors import UserError
+from brownface.models.generator import GeneratorBase, GeneratorSpec
 from brownface.seeding import torch_generator
 from brownface.world.renderer import EXPRESSIONS, FaceParams, FaceRenderer
 
@@ -37,15 +40,20 @@ from brownface.world.renderer import EXPRESSIONS, FaceParams, FaceRenderer
 # light tint, hair phase. With the identity vector, one renderer input per latent dimension.
 N_NUISANCE = 5 + len(EXPRESSIONS) + 6
 W_AVG_SAMPLES = 10_000
+CROP_SAMPLES = 512  # frontal faces whose mean landmarks define the crop to an FR network
 HIDDEN_GAIN = 0.3  # weight of the head's non-linear path against its rotation
+#: The world keys that define its generator (the kind's options).
+GENERATOR_KEYS = ("seed", "resolution", "identity_dim", "z_dim", "w_dim")
 
 
 def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
 
 
-class WorldGenerator(nn.Module):
+class WorldGenerator(GeneratorBase):
     """Generator of the procedural face world (no trainable parameters; all buffers)."""
+
+    num_ws = 1  # one w for the whole synthesis
 
     def __init__(
         self,
@@ -56,6 +64,7 @@ class WorldGenerator(nn.Module):
         resolution: int = 64,  # output image size
         mapping_layers: int = 4,  # depth of the z -> w MLP
         head_hidden: int = 64,  # hidden width of the w -> parameters head
+        spec: GeneratorSpec | None = None,  # the spec it was loaded from; None = its own options
     ) -> None:
         super().__init__()
         if w_dim > identity_dim + N_NUISANCE:
@@ -66,6 +75,7 @@ class WorldGenerator(nn.Module):
             )
         self.seed, self.z_dim, self.w_dim = seed, z_dim, w_dim
         self.identity_dim, self.img_resolution = identity_dim, resolution
+        self.spec = spec or GeneratorSpec(kind="world", options=self.options())
         self.renderer = FaceRenderer(resolution=resolution, identity_dim=identity_dim, seed=seed)
         gen = torch_generator(seed, "world/generator")
         gain = math.sqrt(2)  # He gain for leaky ReLU, as in StyleGAN's equalised layers
@@ -100,6 +110,12 @@ class WorldGenerator(nn.Module):
         raw = self._head_raw(w)
         self.register_buffer("out_mean", raw.mean(0))
         self.register_buffer("out_std", raw.std(0))
+        ident = torch.randn(
+            CROP_SAMPLES, identity_dim, generator=torch_generator(seed, "world/crop")
+        )
+        with torch.no_grad():
+            landmarks = self.renderer.landmarks(FaceParams.neutral(ident))
+        self.register_buffer("crop_landmarks", landmarks.mean(0))
         self.requires_grad_(False)
 
     # -- the generator interface ----------------------------------------------------------
@@ -121,8 +137,12 @@ class WorldGenerator(nn.Module):
         return x
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> images [B, 3, R, R] in [-1, 1]."""
-        return self.render(w)[0]
+        """w [B, w_dim] (or [B, 1, w_dim]) -> images [B, 3, R, R] in [-1, 1]."""
+        return self.render(self.check_w(w))[0]
+
+    def frame_landmarks(self) -> torch.Tensor:
+        """The mean landmarks [5, 2] of frontal, neutral world faces (the generator's framing)."""
+        return self.crop_landmarks
 
     def render(self, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """w -> (images, 5 landmarks in pixels); the landmarks are the world's ground truth."""
@@ -177,13 +197,34 @@ class WorldGenerator(nn.Module):
         identity = out[:, : self.identity_dim]
         return FaceParams.neutral(identity, **self._nuisance(out[:, self.identity_dim :]))
 
-    def spec(self) -> dict:
-        """How this generator was built, as data (for provenance and rebuilding)."""
+    def options(self) -> dict:
+        """How this generator was built, as data (the ``world`` kind's spec options)."""
         return dict(
-            kind="world",
             seed=self.seed,
+            resolution=self.img_resolution,
+            identity_dim=self.identity_dim,
             z_dim=self.z_dim,
             w_dim=self.w_dim,
-            identity_dim=self.identity_dim,
-            resolution=self.img_resolution,
         )
+
+
+# ---------------------------------------------------------------------------------------------
+# The generator kind "world" (brownface.models.generator.GENERATOR_KINDS).
+
+
+def spec_options(config: dict) -> dict:
+    """The world keys its generator depends on (not its data sets' keys)."""
+    return {key: config["world"][key] for key in GENERATOR_KEYS}
+
+
+def build(spec: GeneratorSpec) -> WorldGenerator:
+    """The world generator of a spec; it has no checkpoint (everything follows from world.*)."""
+    if spec.checkpoint is not None:
+        raise UserError(
+            "config generator.checkpoint: the world generator is built from world.* and "
+            f"reads no checkpoint, got {spec.checkpoint!r}"
+        )
+    unknown = sorted(set(spec.options) - set(GENERATOR_KEYS))
+    if unknown:
+        raise UserError(f"world generator spec: unknown option {unknown[0]!r}")
+    return WorldGenerator(**spec.options, spec=spec)

@@ -38,6 +38,30 @@ def test_empty_config_gets_every_default():
             "world.multipie.cameras.0: expected one of",
         ),
         ({"bogus": 1}, "unknown key 'bogus'"),
+        ({"covariates": {"projection": {"step": 3}}}, "covariates.projection: unknown key 'step'"),
+        (
+            {"covariates": {"projection": {"lr_rampup": 0}}},
+            "covariates.projection.lr_rampup: expected a value > 0, got 0",
+        ),
+        ({"covariates": {"subsets": {"poses": []}}}, "covariates.subsets: unknown key 'poses'"),
+        (
+            {"covariates": {"subsets": {"pose_flashes": [19]}}},
+            "covariates.subsets.pose_flashes.0: expected a value <= 18, got 19",
+        ),
+        ({"generator": {"noise_mode": "on"}}, "generator.noise_mode: expected one of"),
+        ({"generator": {"crop": [[1, 2]]}}, "generator.crop: expected >= 5 items, got 1"),
+        (
+            {"reference_fr": {"kind": "iresnet"}},
+            "reference_fr.checkpoint: kind iresnet needs a checkpoint file",
+        ),
+        (
+            {"verification_sets": {"agedb_30": None}, "training": {"validation": []}},
+            "verification_sets.agedb_30: null means",
+        ),
+        (
+            {"identities": {"x": {"algorithm": "langevin", "n": 5, "timestep": 0}}},
+            "identities.x.timestep: expected a value other than 0",
+        ),
     ],
 )
 def test_mistakes_give_one_line_naming_the_key(bad, expected):
@@ -51,7 +75,7 @@ def test_mistakes_give_one_line_naming_the_key(bad, expected):
 def test_bad_yaml_and_missing_file_are_clear(tmp_path):
     broken = tmp_path / "broken.yaml"
     broken.write_text("world: [unclosed\n")
-    with pytest.raises(UserError, match="broken.yaml: line 2 not valid YAML"):
+    with pytest.raises(UserError, match=r"broken.yaml: line 2 column 1: not valid YAML \(expected"):
         config.load(broken)
     with pytest.raises(UserError, match="config file not found"):
         config.load(tmp_path / "missing.yaml")
@@ -87,3 +111,59 @@ def test_validation_sets_must_exist():
         UserError, match="training.validation: no verification set named 'agedb_30'"
     ):
         config.validate({"training": {"validation": ["agedb_30"]}})
+
+
+def test_default_paths_derive_from_results():
+    cfg = config.validate({"results": "elsewhere"})
+    assert cfg["reference_fr"]["checkpoint"] == "elsewhere/world/reference_fr/model.pt"
+    assert cfg["covariates"]["path"] == "elsewhere/covariates/covariates.h5"
+    assert cfg["covariates"]["multipie"] == "elsewhere/world/multipie"
+    assert cfg["covariates"]["landmarks"] == "elsewhere/world/multipie_landmarks.csv"
+    assert cfg["verification_sets"] == {
+        "lfw": "elsewhere/world/benchmarks/lfw.bin",
+        "cfp_fp": "elsewhere/world/benchmarks/cfp_fp.bin",
+    }
+    given = config.validate(
+        {"verification_sets": {"lfw": "/data/lfw.bin"}, "training": {"validation": ["lfw"]}}
+    )
+    assert given["verification_sets"] == {"lfw": "/data/lfw.bin"}
+
+
+def test_parameter_dataclasses_hold_the_schema_defaults_and_keys():
+    """The dataclasses read their defaults from the schema; their fields are its keys."""
+    import dataclasses
+
+    from brownface.covariates.projection import ProjectionParams
+    from brownface.covariates.reader import SubsetRules
+    from brownface.sampling.dispersion import VariationParams
+    from brownface.sampling.langevin import IdentityParams
+    from brownface.train.recipe import TrainRecipe
+
+    required = {
+        "identity_recipe": {"algorithm": "langevin", "n": 2},
+        "variation_recipe": {"algorithm": "disco"},
+    }
+    for cls, name in [
+        (IdentityParams, "identity_recipe"),
+        (VariationParams, "variation_recipe"),
+        (ProjectionParams, "projection"),
+        (SubsetRules, "subsets"),
+        (TrainRecipe, "recipe"),
+    ]:
+        props = config.schema()["$defs"][name]["properties"]
+        assert [f.name for f in dataclasses.fields(cls)] == list(props), name
+        built = dataclasses.asdict(cls(**required.get(name, {})))
+        for key, prop in props.items():
+            if "default" in prop:
+                want = prop["default"]
+                got = built[key]
+                assert (list(got) if isinstance(got, tuple) else got) == want, (name, key)
+
+
+def test_subset_cameras_are_multipie_cameras():
+    from brownface.covariates.multipie import ALL_CAMERAS, FLASHES
+
+    defs = config.schema()["$defs"]
+    assert tuple(defs["multipie_camera"]["enum"]) == ALL_CAMERAS
+    flash = defs["multipie_flash"]
+    assert (flash["minimum"], flash["maximum"]) == (FLASHES[0], FLASHES[-1])

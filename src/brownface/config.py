@@ -1,17 +1,24 @@
 """Loading and validating the workflow config against its JSON schema.
 
 The schema (``config.schema.yaml``, shipped in the package and linked from
-``workflow/schemas/``) is the one home of defaults and descriptions. Validation fills the
-defaults and turns the first problem into one line naming the key and what was expected.
-An object default marked ``x-merge-default: true`` also fills the keys a partial override
-leaves out (so ``world.reference_fr.recipe: {epochs: 2}`` keeps the rest of the world recipe).
+``workflow/schemas/``) is the one home of defaults, limits and descriptions:
+
+* validation fills the defaults and turns the first problem into one line naming the key and
+  what was expected. An object default marked ``x-merge-default: true`` also fills the keys a
+  partial override leaves out (so ``world.reference_fr.recipe: {epochs: 2}`` keeps the rest);
+* the parameter dataclasses of the stages (identity, variation, projection and training
+  recipes, SVM subsets) take their defaults from the schema's ``$defs`` (:func:`defaults`) and
+  check their values against it (:func:`check_params`), so a value built in code is held to
+  the same limits as one read from YAML;
+* paths left null derive from ``results`` (:func:`derive_paths`): the world's reference FR
+  network, verification sets and Multi-PIE tree, and the covariates store.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +28,8 @@ import jsonschema
 import yaml
 
 from brownface.errors import UserError
+from brownface.models.generator import GENERATOR_KINDS
+from brownface.world.layout import WORLD_VERIFICATION_SETS, world_paths
 
 
 @cache
@@ -68,25 +77,40 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if v == "enum":
         options = ", ".join(repr(o) for o in error.validator_value)
         return f"{key}: expected one of {options}, got {got!r}"
-    if v == "required":
-        return f"{key}: {error.message}"
+    if v == "not" and "const" in error.validator_value:
+        return f"{key}: expected a value other than {error.validator_value['const']!r}"
+    if v in ("minItems", "maxItems"):
+        op = ">=" if v == "minItems" else "<="
+        return f"{key}: expected {op} {error.validator_value} items, got {len(got)}"
     return f"{key}: {error.message}"
 
 
+def _first_problem(validator: jsonschema.protocols.Validator, instance: Any) -> str | None:
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return _describe(jsonschema.exceptions.best_match(errors)) if errors else None
+
+
 def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate ``config`` in place (filling defaults) and return it; UserError on problems."""
+    """Validate ``config`` in place (filling defaults and derived paths) and return it.
+
+    Raises UserError with one line naming the first problem.
+    """
     if not isinstance(config, dict):
         raise UserError(f"{source}: expected a mapping of keys at the top level")
-    errors = sorted(_Validator(schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        best = jsonschema.exceptions.best_match(errors)
-        raise UserError(f"{source}: {_describe(best)}")
+    problem = _first_problem(_Validator(schema()), config)
+    if problem:
+        raise UserError(f"{source}: {problem}")
     _check_references(config, source)
+    derive_paths(config, source)
     return config
 
 
 def _check_references(config: dict[str, Any], source: str) -> None:
-    """Names that must refer to other entries of the config."""
+    """Names that must refer to other entries of the config, or to a registered kind."""
+    generator = config["generator"]["kind"]
+    if generator not in GENERATOR_KINDS:
+        known = ", ".join(map(repr, GENERATOR_KINDS))
+        raise UserError(f"{source}: generator.kind: expected one of {known}, got {generator!r}")
     for name, dataset in config["datasets"].items():
         for kind in ("identities", "variations"):
             if dataset[kind] not in config[kind]:
@@ -103,8 +127,42 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             )
 
 
+def derive_paths(config: dict[str, Any], source: str = "config") -> None:
+    """Fill the null paths from ``results``, in place (see the schema's descriptions)."""
+    results = config["results"]
+    world = world_paths(results)
+    fr = config["reference_fr"]
+    if fr["checkpoint"] is None:
+        if fr["kind"] != "brownface":
+            raise UserError(
+                f"{source}: reference_fr.checkpoint: kind {fr['kind']} needs a checkpoint file "
+                "(null means the world's reference network, which is kind brownface)"
+            )
+        fr["checkpoint"] = world["reference_fr"]
+    covariates = config["covariates"]
+    if covariates["path"] is None:
+        covariates["path"] = "/".join([results, "covariates", "covariates.h5"])
+    for key in ("multipie", "landmarks"):
+        if covariates[key] is None:
+            covariates[key] = world[key]
+    for name, path in config["verification_sets"].items():
+        if path is None:
+            if name not in WORLD_VERIFICATION_SETS:
+                raise UserError(
+                    f"{source}: verification_sets.{name}: null means the world's set of that "
+                    f"name, and the world writes only {', '.join(WORLD_VERIFICATION_SETS)}; "
+                    "give a path"
+                )
+            config["verification_sets"][name] = world[name]
+
+
 def load(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it."""
+    return validate(read_yaml(path), source=str(path))
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """A YAML config file as a dict; a syntax error is one line with its line and column."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text("utf-8"))
@@ -112,9 +170,14 @@ def load(path: str | Path) -> dict[str, Any]:
         raise UserError(f"{path}: config file not found") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise UserError(f"{path}:{where} not valid YAML") from None
-    return validate(data if data is not None else {}, source=str(path))
+        where = f" line {mark.line + 1} column {mark.column + 1}:" if mark else ""
+        problem = getattr(exc, "problem", None)
+        raise UserError(f"{path}:{where} not valid YAML ({problem or 'syntax error'})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of keys at the top level")
+    return data
 
 
 def documented_keys(node: dict | None = None, prefix: str = "") -> list[str]:
@@ -136,11 +199,64 @@ def documented_keys(node: dict | None = None, prefix: str = "") -> list[str]:
     return keys
 
 
+# ---------------------------------------------------------------------------------------------
+# Parameter dataclasses of the stages, held to the schema's $defs.
+
+
+def _frozen(value: Any) -> Any:
+    """YAML lists as tuples (dataclass fields are immutable and hashable)."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, list) else value
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists again, for JSON-schema validation."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def defaults(definition: str) -> dict[str, Any]:
+    """The defaults of ``$defs/<definition>`` by key (lists as tuples); required keys have none."""
+    properties = schema()["$defs"][definition]["properties"]
+    return {
+        k: _frozen(copy.deepcopy(p["default"])) for k, p in properties.items() if "default" in p
+    }
+
+
+@cache
+def _definition_validator(definition: str) -> jsonschema.protocols.Validator:
+    root = schema()
+    return jsonschema.Draft202012Validator(
+        {"$defs": root["$defs"], "$ref": f"#/$defs/{definition}"}
+    )
+
+
+def check_params(params: Any, definition: str, key: str) -> None:
+    """Hold the frozen dataclass ``params`` to ``$defs/<definition>``; store floats as float.
+
+    The first problem is a UserError naming ``config <key>.<field>``. Numbers given as integers
+    in ``number`` fields become floats, so 20 and 20.0 give one provenance.
+    """
+    values = {f.name: _plain(getattr(params, f.name)) for f in dataclasses.fields(params)}
+    problem = _first_problem(_definition_validator(definition), values)
+    if problem:
+        raise UserError(f"config {key}.{problem}")
+    properties = schema()["$defs"][definition]["properties"]
+    for name, value in values.items():
+        types = properties[name].get("type", [])
+        if "number" in types and isinstance(value, int) and not isinstance(value, bool):
+            object.__setattr__(params, name, float(value))
+
+
 def from_section(cls: type, section: Mapping[str, Any] | None, key: str) -> Any:
     """Build the (frozen) dataclass ``cls`` from a config section.
 
-    Unknown keys are a one-line error naming ``key``; missing keys take the dataclass defaults;
-    YAML lists become tuples (the dataclasses are hashable and immutable).
+    Unknown keys are a one-line error naming ``key``; missing keys take the dataclass defaults
+    (the schema's); YAML lists become tuples. The class's own checks name its generic
+    ``CONFIG_KEY`` (``identities``); their errors are given this section's ``key``
+    (``identities.langevin``) instead.
     """
     section = dict(section or {})
     known = [f.name for f in dataclasses.fields(cls)]
@@ -149,21 +265,21 @@ def from_section(cls: type, section: Mapping[str, Any] | None, key: str) -> Any:
         raise UserError(
             f"config {key}: unknown key {unknown[0]!r}; expected one of {', '.join(known)}"
         )
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in section.items()})
-
-
-def check_number_fields(params: Any, bad: Callable[[str, str], UserError]) -> None:
-    """Refuse a non-integer in an ``int`` field and a non-number in a ``float`` field of the
-    frozen dataclass ``params`` (YAML's true is no number; ``int | None`` fields may be None),
-    and store floats as float, so 20 and 20.0 give one provenance. ``bad(key, want)`` builds
-    the error naming the config key."""
-    for f in dataclasses.fields(params):
-        value, kind = getattr(params, f.name), str(f.type)
-        if value is None and kind.endswith("| None"):
-            continue
-        if kind.startswith("int") and (isinstance(value, bool) or not isinstance(value, int)):
-            raise bad(f.name, "an integer")
-        if kind.startswith("float"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise bad(f.name, "a number")
-            object.__setattr__(params, f.name, float(value))
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in section
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise UserError(f"config {key}: missing required key {missing[0]!r}")
+    try:
+        return cls(**{k: _frozen(v) for k, v in section.items()})
+    except UserError as exc:
+        # The class names its generic key (config identities.n); name this section's instead.
+        generic = f"config {getattr(cls, 'CONFIG_KEY', key)}"
+        text = str(exc)
+        if key != generic[len("config ") :] and text.startswith(generic):
+            raise UserError(f"config {key}{text[len(generic) :]}") from None
+        raise

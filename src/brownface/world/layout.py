@@ -1,0 +1,30 @@
+"""Where the world's data sets live under the results directory.
+
+The world rules write these files and the config's null defaults point at them (the reference
+FR checkpoint, the verification sets, the Multi-PIE tree), so both read the paths from here.
+"""
+
+from __future__ import annotations
+
+#: The name of the world's reference FR network in evaluations and reports.
+REFERENCE_FR_NAME = "world_reference_fr"
+#: Verification sets the world writes, by name (``<results>/world/benchmarks/<name>.bin``).
+WORLD_VERIFICATION_SETS = ("lfw", "cfp_fp")
+
+
+def world_path(results: str, *parts: str) -> str:
+    """A path under ``<results>/world``."""
+    return "/".join([results, "world", *parts])
+
+
+def world_paths(results: str) -> dict[str, str]:
+    """The world's outputs that other stages read by default."""
+    return {
+        "multipie": world_path(results, "multipie"),
+        "landmarks": world_path(results, "multipie_landmarks.csv"),
+        "reference_fr": world_path(results, "reference_fr", "model.pt"),
+        **{
+            name: world_path(results, "benchmarks", f"{name}.bin")
+            for name in WORLD_VERIFICATION_SETS
+        },
+    }

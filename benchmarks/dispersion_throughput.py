@@ -28,7 +28,7 @@ from brownface.sampling.dispersion import (
     start_latents,
     start_noise,
 )
-from brownface.sampling.embedder import LatentEmbedder, world_crop_matrix
+from brownface.sampling.embedder import LatentEmbedder
 from brownface.world.generator import WorldGenerator
 
 
@@ -44,7 +44,7 @@ def build_embedder() -> LatentEmbedder:
     )
     torch.manual_seed(0)
     fr = FRModel(build_backbone(spec), spec).eval()
-    return LatentEmbedder(generator, fr, world_crop_matrix(generator, spec.input_size))
+    return LatentEmbedder(generator, fr)
 
 
 def iteration(embedder, params, w, e_ref, xi, impl: str) -> None:
@@ -69,7 +69,10 @@ def main() -> None:
 
     embedder = build_embedder()
     params = dataclasses.replace(
-        VariationParams(), variations=args.variations, batch_size=args.batch_size, r_w=2.0
+        VariationParams(algorithm="dispersion"),
+        variations=args.variations,
+        batch_size=args.batch_size,
+        r_w=2.0,
     )
     ids = torch.arange(args.identities)
     w_ref = embedder.mapping(torch.randn(args.identities, embedder.z_dim), truncation_psi=0.7)

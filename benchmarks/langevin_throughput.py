@@ -21,14 +21,13 @@ import torch
 
 from brownface.models.fr import FRModel, FRSpec, build_backbone
 from brownface.runlog import tune_allocator
-from brownface.sampling.embedder import LatentEmbedder, world_crop_matrix
-from brownface.sampling.identities import IdentityParams, random_latents
-from brownface.sampling.potentials import (
-    embed_all,
+from brownface.sampling.embedder import LatentEmbedder, embed_all
+from brownface.sampling.geometry import nearest_angles
+from brownface.sampling.langevin import (
     embedding_gradient,
     interaction_forces,
     interaction_forces_reference,
-    nearest_angles,
+    random_latents,
 )
 from brownface.world.generator import WorldGenerator
 
@@ -43,12 +42,12 @@ def small_embedder() -> LatentEmbedder:
     )  # fmt: skip
     torch.manual_seed(0)
     fr = FRModel(build_backbone(spec), spec).eval()
-    return LatentEmbedder(gen, fr, world_crop_matrix(gen, 16)).eval()
+    return LatentEmbedder(gen, fr).eval()
 
 
 def throughput(n: int, batch_size: int, repeats: int) -> None:
     embedder = small_embedder()
-    w = random_latents(embedder, IdentityParams(algorithm="random", n=n), seed=0)
+    w = random_latents(embedder, n, truncation_psi=0.7, seed=0)
     fixed = embed_all(embedder, w, batch_size)
     d0 = nearest_angles(fixed, 2048).quantile(0.9).item()
     steps = {

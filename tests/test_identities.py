@@ -4,35 +4,44 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
-from worldkit import small_embedder
+from worldkit import SMALL_FR, WORLD_SPEC, small_embedder, small_fr_file
 
-import brownface.sampling.potentials as potentials
+import brownface.sampling.geometry as geometry
+import brownface.sampling.langevin as langevin_module
 from brownface.errors import UserError
-from brownface.models.fr import FRModel, FRSpec, build_backbone
-from brownface.sampling.embedder import LatentEmbedder, angles, world_crop_matrix
-from brownface.sampling.identities import (
-    DRAW_COLUMNS,
-    LANGEVIN_COLUMNS,
+from brownface.models.fr import FRModel, build_backbone
+from brownface.sampling.embedder import LatentEmbedder, embed_all
+from brownface.sampling.geometry import angle, cosines, min_latent_distance, nearest_angles
+from brownface.sampling.langevin import (
     IdentityParams,
-    langevin,
-    random_latents,
-    sample_identities,
-    sample_reject,
-)
-from brownface.sampling.potentials import (
-    embed_all,
     embedding_gradient,
     interaction_forces,
     interaction_forces_reference,
-    min_latent_distance,
-    nearest_angles,
+    langevin,
+    random_latents,
     repulsion,
 )
+from brownface.sampling.reject import sample_reject
+from brownface.sampling.stages import sample_identities
+from brownface.sampling.stats import DRAW_COLUMNS, LANGEVIN_COLUMNS
 from brownface.store import IdentityStore
 from brownface.world.generator import WorldGenerator
+
+PSI = 0.7  # the config's generator.truncation_psi
+
+
+def lang(**kwargs) -> IdentityParams:
+    """A Langevin recipe."""
+    return IdentityParams(algorithm="langevin", **kwargs)
+
+
+def angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise angles, as the statistics take them."""
+    return angle(cosines(a, b))
 
 
 @pytest.fixture(scope="module")
@@ -44,24 +53,16 @@ def embedder() -> LatentEmbedder:
 def embedder64() -> LatentEmbedder:
     """The same models in float64 (the iResNet casts its FC input to fp32; a hook undoes that)."""
     gen = WorldGenerator(seed=0, resolution=64)
-    spec = FRSpec(
-        kind="iresnet",
-        arch="iresnet",
-        layers=(1, 1, 1, 1),
-        widths=(8, 8, 16, 16),
-        input_size=16,
-        embedding_size=32,
-    )
     torch.manual_seed(0)
-    fr = FRModel(build_backbone(spec), spec).eval().double()
+    fr = FRModel(build_backbone(SMALL_FR), SMALL_FR).eval().double()
     fr.backbone.fc.register_forward_pre_hook(lambda m, args: (args[0].to(m.weight.dtype),))
-    return LatentEmbedder(gen, fr, world_crop_matrix(gen, 16)).eval().double()
+    return LatentEmbedder(gen, fr).eval().double()
 
 
 @pytest.fixture(scope="module")
 def start(embedder):
     """Random start of 32 identities, its embeddings and nearest-neighbour angles."""
-    w = random_latents(embedder, IdentityParams(algorithm="random", n=32), seed=0)
+    w = random_latents(embedder, 32, PSI, seed=0)
     e = embed_all(embedder, w, 64)
     return w, e, nearest_angles(e, 64)
 
@@ -87,9 +88,9 @@ def test_batched_forces_equal_reference(embedder64, start):
         embedder64, w, e, k=1.0, d0=d0, batch_size=6, block_size=5, avoid=avoid, avoid_d0=d0
     )
     assert ref.norm(dim=1).gt(0).sum() >= 8  # most identities feel a force
-    assert relative_error(fast, ref) <= 1e-5
+    assert relative_error(fast, ref) <= 1e-12  # float64: ~1e-15
     rows = (fast - ref).norm(dim=1) / ref.norm(dim=1).clamp(min=1e-12)
-    assert rows.max().item() <= 1e-5
+    assert rows.max().item() <= 1e-12
     no_avoid = interaction_forces_reference(embedder64, w, e, k=1.0, d0=d0)
     assert relative_error(no_avoid, ref) > 1e-3  # the avoid set does act
 
@@ -127,12 +128,13 @@ def test_blockwise_helpers_equal_dense_and_stay_small(start, monkeypatch):
     n, block = e.shape[0], 5
     shapes: list[tuple[int, ...]] = []
 
-    def recording(a, b):
-        out = angles(a, b)
+    def recording(a, b, pairwise=True):
+        out = cosines(a, b, pairwise)
         shapes.append(tuple(out.shape))
         return out
 
-    monkeypatch.setattr(potentials, "angles", recording)
+    monkeypatch.setattr(geometry, "cosines", recording)
+    monkeypatch.setattr(langevin_module, "cosines", recording)
     dense = angles(e, e).masked_fill(torch.eye(n, dtype=torch.bool), float("inf"))
     torch.testing.assert_close(nearest_angles(e, block), dense.amin(1))
     assert max(r * c for r, c in shapes) <= block * block
@@ -140,7 +142,8 @@ def test_blockwise_helpers_equal_dense_and_stay_small(start, monkeypatch):
     shapes.clear()
     rows = torch.arange(3, 10)
     x = e[rows].clone().requires_grad_(True)
-    th = angles(x, e).masked_fill(rows[:, None] == torch.arange(n)[None], 0.5)
+    th = angle(cosines(x, e), grad_safe=True)
+    th = th.masked_fill(rows[:, None] == torch.arange(n)[None], 0.5)
     (dense_grad,) = torch.autograd.grad(repulsion(th, 2.0, 0.5).sum(), x)
     grad = embedding_gradient(e[rows], e, k=2.0, d0=0.5, block_size=block, index=rows)
     torch.testing.assert_close(grad, dense_grad)
@@ -157,8 +160,8 @@ def test_blockwise_helpers_equal_dense_and_stay_small(start, monkeypatch):
 def test_langevin_spreads_identities(embedder, start):
     _, _, nn_theta = start
     d0, ict = nn_theta.quantile(0.9).item(), nn_theta.median().item()
-    params = IdentityParams(n=32, iterations=15, d0=d0, ict=ict)
-    result = langevin(embedder, params, seed=0)
+    params = lang(n=32, iterations=15, d0=d0, ict=ict)
+    result = langevin(embedder, params, seed=0, truncation_psi=PSI)
     final = nearest_angles(result.embeddings, 64)
     assert final.min() > nn_theta.min()
     assert (final < ict).float().mean() < (nn_theta < ict).float().mean()
@@ -171,13 +174,13 @@ def test_langevin_spreads_identities(embedder, start):
 
 def test_langevin_resume_is_bit_identical(embedder, start, tmp_path, caplog):
     d0 = start[2].quantile(0.9).item()
-    params = IdentityParams(n=12, iterations=5, d0=d0, ict=d0, checkpoint_every=2)
-    whole = langevin(embedder, params, seed=3)
+    params = lang(n=12, iterations=5, d0=d0, ict=d0, checkpoint_every=2)
+    whole = langevin(embedder, params, seed=3, truncation_psi=PSI)
     ckpt = tmp_path / "langevin.h5"
-    part = langevin(embedder, params, seed=3, checkpoint=ckpt, abort_fn=lambda done: done == 3)
+    part = langevin(embedder, params, 3, PSI, checkpoint=ckpt, abort_fn=lambda done: done == 3)
     assert part.embeddings is None and len(part.stats) == 3 and ckpt.exists()
     with caplog.at_level(logging.INFO, logger="brownface"):
-        resumed = langevin(embedder, params, seed=3, checkpoint=ckpt)
+        resumed = langevin(embedder, params, seed=3, truncation_psi=PSI, checkpoint=ckpt)
     assert "resuming" in caplog.text and "at iteration 3" in caplog.text
     assert torch.equal(resumed.w, whole.w)
     assert torch.equal(resumed.embeddings, whole.embeddings)
@@ -186,19 +189,25 @@ def test_langevin_resume_is_bit_identical(embedder, start, tmp_path, caplog):
 
     # A checkpoint of other parameters is ignored: the run starts over.
     caplog.clear()
-    other = IdentityParams(n=12, iterations=5, d0=d0, ict=d0, k=2.0)
+    other = lang(n=12, iterations=5, d0=d0, ict=d0, k=2.0)
     with caplog.at_level(logging.WARNING, logger="brownface"):
-        fresh = langevin(embedder, other, seed=3, checkpoint=ckpt)
+        fresh = langevin(embedder, other, seed=3, truncation_psi=PSI, checkpoint=ckpt)
     assert "starting over" in caplog.text
-    assert torch.equal(fresh.w, langevin(embedder, other, seed=3).w)
+    assert torch.equal(fresh.w, langevin(embedder, other, seed=3, truncation_psi=PSI).w)
+
+    # So is one of another truncation (the generator's setting, not the recipe's).
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="brownface"):
+        langevin(embedder, other, seed=3, truncation_psi=0.5, checkpoint=ckpt)
+    assert "starting over" in caplog.text
 
 
 def test_langevin_moves_identities_away_from_the_avoid_set(embedder, start):
     _, e, nn_theta = start
     avoid = e[:16] + 0.01 * torch.randn(16, e.shape[1], generator=torch.Generator().manual_seed(2))
     d0 = nn_theta.quantile(0.5).item()
-    params = IdentityParams(n=16, iterations=8, d0=d0, ict=d0, k_latent=0.0, avoid_d0=2 * d0)
-    result = langevin(embedder, params, seed=0, avoid=avoid)
+    params = lang(n=16, iterations=8, d0=d0, ict=d0, k_latent=0.0, avoid_d0=2 * d0)
+    result = langevin(embedder, params, seed=0, truncation_psi=PSI, avoid=avoid)
     before = angles(e[:16], avoid).amin(1)  # each identity starts next to its own avoid point
     after = angles(result.embeddings, avoid).amin(1)
     assert after.mean() > 10 * before.mean()
@@ -209,10 +218,12 @@ def test_langevin_moves_identities_away_from_the_avoid_set(embedder, start):
 
 
 def test_random_rows_do_not_depend_on_n(embedder):
-    w5 = random_latents(embedder, IdentityParams(algorithm="random", n=5), seed=7)
-    w10 = random_latents(embedder, IdentityParams(algorithm="random", n=10), seed=7)
+    w5 = random_latents(embedder, 5, PSI, seed=7)
+    w10 = random_latents(embedder, 10, PSI, seed=7)
     assert torch.equal(w5, w10[:5])
-    assert not torch.equal(w5, random_latents(embedder, IdentityParams(n=5), seed=8))
+    assert not torch.equal(w5, random_latents(embedder, 5, PSI, seed=8))
+    spread = (random_latents(embedder, 5, 0.5, seed=7) - embedder.w_avg).norm(dim=1)
+    torch.testing.assert_close(spread, (w5 - embedder.w_avg).norm(dim=1) * 0.5 / PSI)
 
 
 def test_reject_accepts_far_apart_identities_in_candidate_order(embedder, start):
@@ -220,67 +231,113 @@ def test_reject_accepts_far_apart_identities_in_candidate_order(embedder, start)
     pairs = angles(e, e)[torch.triu_indices(32, 32, offset=1).unbind()]
     ict = pairs.quantile(0.3).item()
     params = IdentityParams(algorithm="reject", n=8, ict=ict, max_tries=400, batch_size=16)
-    result = sample_reject(embedder, params, seed=0)
+    result = sample_reject(embedder, params, seed=0, truncation_psi=PSI)
     theta = angles(result.embeddings, result.embeddings)
     assert theta[torch.triu_indices(8, 8, offset=1).unbind()].min() >= ict
-    one_by_one = sample_reject(embedder, IdentityParams(**{**params.to_dict(), "batch_size": 1}), 0)
+    one = IdentityParams(**{**params.to_dict(), "batch_size": 1})
+    one_by_one = sample_reject(embedder, one, 0, PSI)
     torch.testing.assert_close(one_by_one.w, result.w, rtol=0, atol=1e-5)
     assert result.stats["candidates"].item() == one_by_one.stats["candidates"].item() > 8
 
     avoid = result.embeddings[:2]  # the first two accepted are now forbidden
     params = IdentityParams(**{**params.to_dict(), "avoid_d0": ict})
-    avoiding = sample_reject(embedder, params, seed=0, avoid=avoid)
+    avoiding = sample_reject(embedder, params, seed=0, truncation_psi=PSI, avoid=avoid)
     assert angles(avoiding.embeddings, avoid).min() >= ict
 
 
 def test_reject_impossible_settings_raise(embedder):
     params = IdentityParams(algorithm="reject", n=5, ict=3.0, max_tries=20)
     with pytest.raises(UserError, match=r"accepted only 1 of 5 identities after 20 candidates"):
-        sample_reject(embedder, params, seed=0)
+        sample_reject(embedder, params, seed=0, truncation_psi=PSI)
 
 
 # ---------------------------------------------------------------------------------------------
 # The stage and the params.
 
 
-def test_sample_identities_writes_store_and_stats(embedder, tmp_path):
-    out, stats, ckpt = tmp_path / "identities.h5", tmp_path / "stats.csv", tmp_path / "ck.h5"
-    params = IdentityParams(n=10, iterations=3, d0=0.3, ict=0.2, checkpoint_every=1)
+def stage(params: IdentityParams, fr, tmp_path, name="recipe", **kwargs) -> None:
+    """sample_identities with the world's spec and the small FR network's model.pt."""
     sample_identities(
-        embedder, params, 1, out, stats_out=stats, checkpoint=ckpt, provenance={"run": "t"}
+        WORLD_SPEC,
+        fr,
+        params,
+        name=name,
+        seed=1,
+        device="cpu",
+        out=tmp_path / "identities.h5",
+        stats=tmp_path / "stats.csv",
+        checkpoint=tmp_path / "checkpoint.h5",
+        **kwargs,
     )
+
+
+def test_sample_identities_writes_store_and_stats(embedder, tmp_path, caplog):
+    fr = small_fr_file(tmp_path / "fr.pt")
+    out, stats, ckpt = (
+        tmp_path / "identities.h5",
+        tmp_path / "stats.csv",
+        tmp_path / "checkpoint.h5",
+    )
+    params = lang(n=10, iterations=3, d0=0.3, ict=0.2, checkpoint_every=1)
+    stage(params, fr, tmp_path)
     store = IdentityStore.read(out)
     assert store.identity.tolist() == list(range(10))
     assert store.w.shape == (10, embedder.w_dim) and store.embedding.shape == (10, 32)
-    direct = langevin(embedder, params, seed=1)
+    direct = langevin(embedder, params, seed=1, truncation_psi=PSI)
     assert torch.equal(torch.from_numpy(store.w), direct.w.float())
     assert torch.equal(torch.from_numpy(store.embedding), direct.embeddings.float())
-    assert store.provenance["run"] == "t" and store.provenance["identity_params"]["n"] == 10
+    prov = store.provenance
+    assert prov["identity_params"]["n"] == 10 and prov["recipe"]["name"] == "recipe"
+    assert prov["generator"]["truncation_psi"] == PSI and prov["generator"]["kind"] == "world"
+    assert len(prov["reference_fr"]["checkpoint_sha256"]) == 64
     table = pd.read_csv(stats)
     assert list(table.columns) == list(LANGEVIN_COLUMNS)
     assert table["iteration"].tolist() == [0, 1, 2]
-    assert not ckpt.exists()  # deleted once the store is written
 
-    sample_identities(embedder, IdentityParams(algorithm="random", n=4), 1, out, stats_out=stats)
+    # The job keeps its checkpoint: a rerun (its output discarded) resumes at the end.
+    assert ckpt.exists()
+    first = out.read_bytes()
+    out.unlink()
+    with caplog.at_level(logging.INFO, logger="brownface"):
+        stage(params, fr, tmp_path)
+    assert "at iteration 3" in caplog.text and out.read_bytes() == first
+
+    stage(IdentityParams(algorithm="random", n=4), fr, tmp_path)
     assert list(pd.read_csv(stats).columns) == list(DRAW_COLUMNS)
     assert len(IdentityStore.read(out)) == 4
     with pytest.raises(UserError, match="avoid"):
-        sample_identities(
-            embedder, IdentityParams(algorithm="random", n=4), 1, out, avoid=torch.zeros(2, 32)
-        )
-    with pytest.raises(UserError, match=r"\[M, 32\]"):
-        sample_identities(embedder, params, 1, out, avoid=torch.zeros(2, 7))
+        IdentityParams(algorithm="random", n=4, avoid=str(out))
+    IdentityStore(
+        identity=np.arange(2),
+        w=np.zeros((2, 32), np.float32),
+        embedding=np.ones((2, 7), np.float32),
+    ).write(tmp_path / "avoid.h5")
+    with pytest.raises(UserError, match=r"avoid.h5: avoid embeddings must be \[M, 32\]"):
+        stage(lang(n=4, iterations=1, avoid=str(tmp_path / "avoid.h5")), fr, tmp_path)
 
 
 def test_params_defaults_and_validation():
     p = IdentityParams.from_config({"algorithm": "langevin", "n": 100})
-    assert (p.truncation_psi, p.iterations, p.k, p.d0, p.timestep) == (0.7, 100, 1.0, 1.4, -0.3)
+    assert (p.iterations, p.k, p.d0, p.timestep) == (100, 1.0, 1.4, -0.3)
     assert (p.mu, p.eta, p.k_latent, p.ict, p.tries, p.avoid_radius) == (
         1.0, 0.01, 0.1, 1.4, 10_000, 1.4,
     )  # fmt: skip
-    assert isinstance(IdentityParams(k=2).k, float)
+    assert isinstance(lang(n=2, k=2).k, float)
     with pytest.raises(UserError, match="unknown key 'd_0'"):
         IdentityParams.from_config({"algorithm": "langevin", "n": 4, "d_0": 1.0})
-    for bad in ({"algorithm": "repulse"}, {"n": 0}, {"timestep": 0}, {"d0": -1}, {"n": 2.5}):
-        with pytest.raises(UserError):
+    with pytest.raises(UserError, match="config identities.x: missing required key 'n'"):
+        IdentityParams.from_config({"algorithm": "langevin"}, key="identities.x")
+    with pytest.raises(UserError, match=r"config identities.lang.n: expected a value >= 1, got 0"):
+        IdentityParams.from_config({"algorithm": "langevin", "n": 0}, key="identities.lang")
+    for bad in (
+        {"algorithm": "repulse", "n": 2},
+        {"algorithm": "langevin", "n": 0},
+        {"algorithm": "langevin", "n": 2, "timestep": 0},
+        {"algorithm": "langevin", "n": 2, "d0": -1},
+        {"algorithm": "langevin", "n": 2.5},
+        {"algorithm": "langevin", "n": True},
+        {"algorithm": "langevin", "n": 1},  # adaptive dt needs two identities
+    ):
+        with pytest.raises(UserError) as err:
             IdentityParams(**bad)
+        assert "\n" not in str(err.value)

@@ -19,6 +19,8 @@ from brownface.store import (
     StoreError,
     VariationStore,
     atomic_path,
+    checkpoint_path,
+    clear_accepted,
     load_checkpoint,
     merge_shards,
     open_store,
@@ -26,7 +28,9 @@ from brownface.store import (
     read_variations,
     restore_rng,
     rng_state,
+    run_key,
     save_checkpoint,
+    shard_provenance,
     summarize,
 )
 
@@ -237,17 +241,20 @@ def test_store_write_failure_leaves_no_file(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def split(store: VariationStore | IdentityStore, parts: list[np.ndarray], tmp_path: Path):
+def split(store: VariationStore | IdentityStore, bounds: list[int], tmp_path: Path):
+    """Shards of rows [bounds[k], bounds[k + 1]), as the sharded stages write them."""
     paths = []
-    for i, rows in enumerate(parts):
+    count = len(bounds) - 1
+    for k in range(count):
+        rows = slice(bounds[k], bounds[k + 1])
         shard = type(store)(
             identity=store.identity[rows],
             w=store.w[rows],
             embedding=store.embedding[rows],
-            provenance={**PROV, "shard": i},
+            provenance={**PROV, "shard": shard_provenance(k, count, bounds[k], bounds[k + 1])},
             attrs=dict(store.attrs),
         )
-        paths.append(shard.write(tmp_path / f"shard{i}.h5"))
+        paths.append(shard.write(tmp_path / f"shard{k}.h5"))
     return paths
 
 
@@ -255,48 +262,62 @@ def split(store: VariationStore | IdentityStore, parts: list[np.ndarray], tmp_pa
 def test_merge_equals_direct_write(tmp_path: Path, make) -> None:
     store = make()
     n = len(store)
-    # shards given out of order, one of them interleaved and unsorted
-    parts = [np.arange(6, n), np.array([4, 0, 2]), np.array([1, 3, 5])]
-    merged = merge_shards(split(store, parts, tmp_path), tmp_path / "merged.h5", expected=n)
-    store.provenance = {**PROV, "n_shards": 3}
+    paths = split(store, [0, 3, 6, n], tmp_path)
+    merged = merge_shards(paths[::-1], tmp_path / "merged.h5", expected=n)  # any order
     direct = store.write(tmp_path / "direct.h5")
     assert merged.read_bytes() == direct.read_bytes()
     assert not list(tmp_path.glob(".*tmp*"))
 
 
-def test_merge_refuses_overlap(tmp_path: Path) -> None:
-    paths = split(variations(), [np.arange(0, 5), np.arange(4, 9)], tmp_path)
-    with pytest.raises(StoreError, match="shard0.h5 and .*shard1.h5 both contain identity 4"):
-        merge_shards(paths, tmp_path / "m.h5")
-    assert not (tmp_path / "m.h5").exists()
+def test_merge_refuses_overlap_gaps_and_missing_shards(tmp_path: Path) -> None:
+    def refused(paths, match, **kwargs):
+        with pytest.raises(StoreError, match=match):
+            merge_shards(paths, tmp_path / "m.h5", **kwargs)
+        assert not (tmp_path / "m.h5").exists()
 
+    store = variations()
+    refused(split(store, [0, 5, 9], tmp_path)[1:], "shard 0 of 2 is missing")
+    paths = split(store, [0, 5, 9], tmp_path)
+    refused(paths, "expected 12 rows, but rows 9..11 are in no shard", expected=12)
+    refused(paths, "expected 8 rows, but they hold 9 rows", expected=8)
 
-def test_merge_refuses_gap(tmp_path: Path) -> None:
-    paths = split(variations(), [np.arange(0, 3), np.arange(5, 9)], tmp_path)
-    with pytest.raises(StoreError, match="identity 3 is in none of the 2 shards"):
-        merge_shards(paths, tmp_path / "m.h5")
-    paths = split(variations(), [np.arange(0, 3), np.arange(3, 9)], tmp_path)
-    with pytest.raises(StoreError, match="identity 9 is in none"):
-        merge_shards(paths, tmp_path / "m.h5", expected=12)
-    with pytest.raises(StoreError, match="identity 8, outside 0..7"):
-        merge_shards(paths, tmp_path / "m.h5", expected=8)
-    assert not (tmp_path / "m.h5").exists()
+    def whole_as(name: str, start: int, stop: int) -> Path:
+        """All 9 rows, claiming to be shard 1 of 2 with rows [start, stop)."""
+        prov = {**PROV, "shard": shard_provenance(1, 2, start, stop)}
+        return VariationStore(**store.arrays(), provenance=prov).write(tmp_path / name)
+
+    refused([paths[0], whole_as("overlap.h5", 4, 13)], "starts at row 4 and overlaps")
+    refused([paths[0], whole_as("gap.h5", 6, 15)], "leaves rows 5..5 in no shard")
+    dup = VariationStore(
+        identity=store.identity[4:9], w=store.w[4:9], embedding=store.embedding[4:9],
+        provenance={**PROV, "shard": shard_provenance(1, 2, 5, 10)},
+    )  # fmt: skip
+    refused([paths[0], dup.write(tmp_path / "dup.h5")], "both contain identity 4")
+    plain = store.write(tmp_path / "plain.h5")
+    refused([plain], "not a shard")
+    refused([whole_as("short.h5", 0, 3)], "holds 9 rows, but its shard range is rows 0..2")
 
 
 def test_merge_refuses_mismatched_shards(tmp_path: Path) -> None:
-    a = variations(n=3, v=3).write(tmp_path / "a.h5")
-    b = variations(n=6, v=4)
-    b.identity = b.identity + 3
-    b = b.write(tmp_path / "b.h5")
+    def shard(name, store, k, start, prov=PROV):
+        store.identity = store.identity + start
+        store.provenance = {**prov, "shard": shard_provenance(k, 2, start, start + len(store))}
+        return store.write(tmp_path / name)
+
+    a = shard("a.h5", variations(n=3, v=3), 0, 0)
+    b = shard("b.h5", variations(n=6, v=4), 1, 3)
     with pytest.raises(StoreError, match="b.h5: V = 4, but .*a.h5 has V = 3"):
         merge_shards([a, b], tmp_path / "m.h5")
-    c = variations(n=6)
-    c.identity, c.provenance = c.identity + 3, {**PROV, "seed": 8}
-    c = c.write(tmp_path / "c.h5")
-    with pytest.raises(StoreError, match="c.h5: provenance key 'seed' differs from"):
+    c = shard("c.h5", variations(n=6), 1, 3, {**PROV, "seed": 8})
+    with pytest.raises(StoreError, match="provenance key 'seed' differs from"):
         merge_shards([a, c], tmp_path / "m.h5")
-    with pytest.raises(StoreError, match="merges identities or variations"):
-        merge_shards([projections().write(tmp_path / "p.h5")], tmp_path / "m.h5")
+    cov = CovariateStore(
+        name=np.array(["pose"]), direction=np.ones((1, 4), np.float32) / 2,
+        **{k: np.ones(1, np.float32) for k in ("scale", "pos_mean", "pos_std", "neg_mean", "neg_std", "accuracy")},
+        n_pos=np.ones(1, np.int64), n_neg=np.ones(1, np.int64),
+    )  # fmt: skip
+    with pytest.raises(StoreError, match="merges identities, variations, projections"):
+        merge_shards([cov.write(tmp_path / "cov.h5")], tmp_path / "m.h5")
 
 
 def test_read_variations_partial(tmp_path: Path) -> None:
@@ -362,3 +383,45 @@ def test_summarize_mentions_kind_and_shapes(tmp_path: Path) -> None:
     assert "brownface/checkpoint" in text and "iteration: 3" in text and "[2, 5]" in text
     text = summarize(projections().write(tmp_path / "p.h5"))
     assert "path" in text and "str" in text and "items: 5 images" in text
+
+
+def test_checkpoints_are_cleared_once_their_outputs_are_accepted(tmp_path: Path) -> None:
+    import os
+
+    results = tmp_path / "results"
+
+    def file(rel: str, mtime: float) -> Path:
+        path = results / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rel)
+        os.utime(path, (mtime, mtime))
+        return path
+
+    assert checkpoint_path(str(results), str(results / "identities/a/identities.h5")) == str(
+        results / "checkpoints/identities/a/identities.h5"
+    )
+    done = file("checkpoints/identities/a/identities.h5", 100)
+    file("identities/a/identities.h5", 200)  # written after its checkpoint: accepted
+    pending = file("checkpoints/identities/b/identities.h5", 100)  # no output: a killed job
+    rerun = file("checkpoints/training/c/model.pt", 300)  # newer than an old output: running
+    file("training/c/model.pt", 200)
+    leftover = file("checkpoints/training/c/.model.pt.tmp-123", 100)  # a killed write
+    assert clear_accepted(results) == sorted([done, leftover])
+    assert pending.exists() and rerun.exists()
+    assert not (results / "checkpoints/identities/a").exists()  # empty folders go too
+    assert clear_accepted(tmp_path / "nothing") == []
+
+
+def test_run_key_covers_params_context_and_array_bytes() -> None:
+    from dataclasses import dataclass
+
+    @dataclass
+    class P:
+        k: float = 1.0
+        checkpoint_every: int = 10
+
+    base = run_key(P(), [1], [np.zeros(3)])
+    assert base == run_key(P(checkpoint_every=3), [1], [np.zeros(3)])  # when, not what
+    assert base != run_key(P(k=2.0), [1], [np.zeros(3)])
+    assert base != run_key(P(), [2], [np.zeros(3)])
+    assert base != run_key(P(), [1], [np.ones(3)])

@@ -13,74 +13,88 @@ the images into passes of at most ``batch_size``; the repulsion couples the vari
 identity only and needs no generator, so it is computed analytically for all A at once,
 vectorised over identities. ``impl="ref"`` is the plain version (one identity at a time, all A
 in one pass, repulsion by autograd) the batched path is tested against.
+
+The loop (:func:`disperse`) runs a range of identities as one shard. Sharding cannot change a
+result: every draw is seeded by (seed, stage, identity[, iteration]); every per-identity
+quantity (forces, adaptive dt) is computed from that identity alone; and the networks run on
+fixed groups of ``params.group_size`` consecutive identities, group g being rows
+[g * group_size, (g + 1) * group_size) of identities.h5 whatever the shard. Kernels may round
+differently for another batch shape, so a shard whose range does not fall on group boundaries
+also computes the rest of its first and last group and drops them; ``shard_range(n, shards, k,
+align=params.group_size)`` gives ranges on group boundaries. One shard and any number of merged
+shards thus give identical arrays (on the same hardware and thread count).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from brownface.config import check_number_fields, from_section
+from brownface.config import check_params, defaults, from_section
 from brownface.errors import UserError
+from brownface.runlog import progress
+from brownface.sampling.embedder import embed_all
+from brownface.sampling.geometry import angle, cosines, latent_distances
+from brownface.sampling.stats import (
+    VARIATION_COLUMNS,
+    stats_table,
+    variation_row,
+    variation_stats,
+)
 from brownface.seeding import torch_generator
+from brownface.store import load_loop_state, run_key, save_checkpoint
 
-ALGORITHMS = ("dispersion", "disco")
-COS_CLAMP = 1e-6  # as embedder.angles: keeps arccos's gradient finite
+log = logging.getLogger(__name__)
+
+LOOP = "variations"
+_D = defaults("variation_recipe")
 
 
 @dataclass(frozen=True)
 class VariationParams:
-    """A variations recipe (config ``variations.<name>``); defaults are the paper's."""
+    """A variations recipe (config ``variations.<name>``); defaults and limits are the
+    schema's ``variation_recipe``."""
 
-    algorithm: str = "dispersion"  # dispersion | disco (dispersion from random covariate edits)
-    variations: int = 64  # A, sampled variations per identity (the store adds the reference)
-    iterations: int = 20  # dispersion iterations (0 = keep the start latents)
-    sigma: float = 0.2  # std of the start noise around the reference latent
-    k_e: float = 20.0  # stiffness of the pull towards the reference embedding
-    k_w: float = 1.0  # stiffness of the latent repulsion between variations
-    r_w: float = 12.0  # radius of the latent repulsion
-    k_g: float = 1.0  # stiffness of the pull towards w_avg
-    eta: float = 0.05  # strength of the random force
-    mu: float = 1.0  # friction
-    timestep: float = 0.05  # dt; < 0 = adaptive per identity (see ``timesteps``)
-    scale_pose: float = 1.0  # DisCo scaling s of the pose direction
-    scale_illumination: float = 1.0  # DisCo scaling s of the illumination direction
-    scale_expression: float = 1.0  # DisCo scaling s of the five expression directions
-    batch_size: int = 256  # max images per forward/backward pass
-    checkpoint_every: int = 5  # iterations between checkpoints of a shard (0 = none)
+    CONFIG_KEY: ClassVar[str] = "variations"  # named in error messages
+
+    algorithm: str  # dispersion | disco (dispersion from random covariate edits)
+    variations: int = _D["variations"]  # A per identity (the store adds the reference)
+    iterations: int = _D["iterations"]  # dispersion iterations (0 = keep the start latents)
+    sigma: float = _D["sigma"]  # std of the start noise around the reference latent
+    k_e: float = _D["k_e"]  # stiffness of the pull towards the reference embedding
+    k_w: float = _D["k_w"]  # stiffness of the latent repulsion between variations
+    r_w: float = _D["r_w"]  # radius of the latent repulsion
+    k_g: float = _D["k_g"]  # stiffness of the pull towards w_avg
+    eta: float = _D["eta"]  # strength of the random force
+    mu: float = _D["mu"]  # friction
+    timestep: float = _D["timestep"]  # dt; < 0 = adaptive per identity (see ``timesteps``)
+    scale_pose: float = _D["scale_pose"]  # DisCo scaling s of the pose direction
+    scale_illumination: float = _D["scale_illumination"]  # ... of the illumination direction
+    scale_expression: float = _D["scale_expression"]  # ... of the five expression directions
+    batch_size: int = _D["batch_size"]  # max images per forward/backward pass
+    checkpoint_every: int = _D["checkpoint_every"]  # iterations between checkpoints (0 = none)
 
     def __post_init__(self) -> None:
-        def bad(key: str, want: str) -> UserError:
-            return UserError(f"config variations.{key}: must be {want}, got {getattr(self, key)!r}")
-
-        if self.algorithm not in ALGORITHMS:
-            raise bad("algorithm", " or ".join(ALGORITHMS))
-        check_number_fields(self, bad)
-        for key in ("variations", "batch_size"):
-            if getattr(self, key) < 1:
-                raise bad(key, ">= 1")
-        for key in ("iterations", "checkpoint_every", "sigma", "k_e", "k_w", "r_w", "k_g", "eta"):
-            if getattr(self, key) < 0:
-                raise bad(key, ">= 0")
-        for key in ("scale_pose", "scale_illumination", "scale_expression"):
-            if getattr(self, key) < 0:
-                raise bad(key, ">= 0")
-        if self.mu <= 0:
-            raise bad("mu", "> 0")
-        if self.timestep == 0:
-            raise bad("timestep", "non-zero (negative = adaptive)")
+        check_params(self, "variation_recipe", self.CONFIG_KEY)
         if self.timestep < 0 and self.variations < 2:
-            raise bad("variations", ">= 2 with an adaptive (negative) timestep")
+            raise UserError(
+                "config variations.variations: must be >= 2 with an adaptive (negative) "
+                f"timestep, got {self.variations}"
+            )
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> VariationParams:
+    def from_config(cls, section: Mapping[str, Any], key: str = "variations") -> VariationParams:
         """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        return from_section(cls, config, "variations")
+        return from_section(cls, section, key)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +114,14 @@ class Forces(NamedTuple):
     embeddings: torch.Tensor  # e_a [G, A, D], raw
     theta: torch.Tensor  # theta(e_a, e_ref) [G, A], radians
     distances: torch.Tensor  # d_ab [G, A, A]
+
+
+class Variations(NamedTuple):
+    """The result of :func:`disperse` for identities [start, stop)."""
+
+    w: torch.Tensor  # [n, A, w_dim] final latents of the sampled variations
+    embeddings: torch.Tensor  # [n, A, D] their embeddings
+    stats: pd.DataFrame  # one row per iteration, and one for the final state
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,12 +177,6 @@ def start_latents(
 # Forces, batched.
 
 
-def angle_to(e: torch.Tensor, e_ref: torch.Tensor) -> torch.Tensor:
-    """Row-wise angle (radians) between e [..., D] and e_ref [..., D] (broadcast)."""
-    cos = (F.normalize(e, dim=-1) * F.normalize(e_ref, dim=-1)).sum(-1)
-    return torch.arccos(cos.clamp(-1 + COS_CLAMP, 1 - COS_CLAMP))
-
-
 def embedding_forces(
     embedder: nn.Module,  # w [B, w_dim] -> raw embeddings [B, D]
     w: torch.Tensor,  # [M, w_dim], any number of images
@@ -178,23 +194,18 @@ def embedding_forces(
         x = w[s : s + batch_size].detach().requires_grad_(True)
         with torch.enable_grad():
             e = embedder(x)
-            energy = (k_e / 4) * angle_to(e, e_ref[s : s + batch_size]).square().sum()
-            (grad,) = torch.autograd.grad(energy, x)
+            theta = angle(cosines(e, e_ref[s : s + batch_size], pairwise=False), grad_safe=True)
+            (grad,) = torch.autograd.grad((k_e / 4) * theta.square().sum(), x)
         forces.append(-grad)
         embeddings.append(e.detach())
     return torch.cat(forces), torch.cat(embeddings)
-
-
-def pairwise_distances(w: torch.Tensor) -> torch.Tensor:
-    """d_ab = ||w_a - w_b|| [G, A, A], from differences (no Gram-matrix cancellation)."""
-    return torch.cdist(w, w, compute_mode="donot_use_mm_for_euclid_dist")
 
 
 def repulsion_forces(w: torch.Tensor, k_w: float, r_w: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(F [G, A, w_dim], d [G, A, A]) of U = sum_{a<b} (k_w/2)(r_w - d_ab)_+^2, analytically:
     F_a = k_w sum_b c_ab (w_a - w_b), c_ab = (r_w - d_ab)_+ / d_ab (0 for b = a or d_ab = 0)."""
     w = w - w.mean(dim=1, keepdim=True)  # translation invariant; smaller numbers to subtract
-    d = pairwise_distances(w)
+    d = latent_distances(w, w)
     c = torch.where(d > 0, (r_w - d).clamp(min=0) / d.clamp(min=torch.finfo(d.dtype).eps), 0.0)
     return k_w * (c.sum(-1, keepdim=True) * w - c @ w), d
 
@@ -211,7 +222,8 @@ def dispersion_forces(
     f_e, e = f_e.reshape(g, a, w_dim), e.reshape(g, a, -1)
     f_w, d = repulsion_forces(w, params.k_w, params.r_w)
     pull = params.k_g * (embedder.w_avg - w)
-    return Forces(f_e, f_w, pull, e, angle_to(e, e_ref[:, None, :]), d)
+    theta = angle(cosines(e, e_ref[:, None, :], pairwise=False))
+    return Forces(f_e, f_w, pull, e, theta, d)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,18 +238,18 @@ def dispersion_forces_ref(
     x = w.detach().requires_grad_(True)
     with torch.enable_grad():
         e = embedder(x)
-        theta = angle_to(e, e_ref[None, :])
+        theta = angle(cosines(e, e_ref[None, :], pairwise=False), grad_safe=True)
         (f_e,) = torch.autograd.grad(-(params.k_e / 4) * theta.square().sum(), x)
         x = w.detach().requires_grad_(True)
         i, j = torch.triu_indices(a, a, offset=1)
         d = (x[i] - x[j]).norm(dim=-1)
         energy = (params.k_w / 2) * (params.r_w - d).clamp(min=0).square().sum()
         (f_w,) = torch.autograd.grad(-energy, x)
-    dist = torch.zeros(a, a)
-    dist[i, j] = d.detach().to(dist)
+    dist = w.new_zeros(a, a)
+    dist[i, j] = d.detach()
     dist = dist + dist.T
     pull = params.k_g * (embedder.w_avg - w)
-    return Forces(f_e, f_w, pull, e.detach(), theta.detach(), dist.to(w))
+    return Forces(f_e, f_w, pull, e.detach(), theta.detach(), dist)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,18 +292,7 @@ def dispersion_step(
     total = forces.embedding + forces.repulsion + forces.pull + noise
     dt = timesteps(params, total, forces.distances)
     w_new = w + (dt / params.mu)[:, None, None] * total
-    return w_new, identity_stats(forces, noise, dt, w, embedder.w_avg)
-
-
-def identity_stats(
-    forces: Forces, noise: torch.Tensor, dt: torch.Tensor, w: torch.Tensor, w_avg: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """Per-identity numbers [G] the iteration table aggregates (before the update)."""
-    a = w.shape[1]
-    off = ~torch.eye(a, dtype=torch.bool, device=w.device)
-    e = F.normalize(forces.embeddings, dim=-1)
-    intra = torch.arccos((e @ e.transpose(1, 2)).clamp(-1 + COS_CLAMP, 1 - COS_CLAMP))
-    stats = state_stats(forces.theta, intra[:, off], forces.distances[:, off], w, w_avg)
+    stats = variation_stats(forces.theta, forces.embeddings, forces.distances, w, embedder.w_avg)
     stats.update(
         force_embedding=forces.embedding.norm(dim=-1).mean(1),
         force_repulsion=forces.repulsion.norm(dim=-1).mean(1),
@@ -299,21 +300,137 @@ def identity_stats(
         force_noise=noise.norm(dim=-1).mean(1),
         dt=dt,
     )
-    return stats
+    return w_new, stats
 
 
-def state_stats(
-    theta: torch.Tensor,  # [G, A] angles to the reference
-    intra: torch.Tensor,  # [G, pairs] angles between variations
-    d: torch.Tensor,  # [G, pairs] latent distances between variations
-    w: torch.Tensor,  # [G, A, w_dim]
-    w_avg: torch.Tensor,
-) -> dict[str, torch.Tensor]:
-    return dict(
-        angle_mean=theta.mean(1),
-        angle_min=theta.amin(1),
-        angle_max=theta.amax(1),
-        intra_angle_mean=intra.mean(1),
-        latent_spread=d.mean(1),
-        dist_w_avg=(w - w_avg).norm(dim=-1).mean(1),
+def final_state(
+    embedder: nn.Module, params: VariationParams, w: torch.Tensor, e_ref: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Embeddings [G, A, D] of the final latents w [G, A, w_dim] and their statistics."""
+    g, a, w_dim = w.shape
+    e = embed_all(embedder, w.reshape(g * a, w_dim), params.batch_size).reshape(g, a, -1)
+    theta = angle(cosines(e, e_ref[:, None, :], pairwise=False))
+    return e, variation_stats(theta, e, latent_distances(w, w), w, embedder.w_avg)
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop over a shard.
+
+
+def check_eval_mode(embedder: nn.Module) -> None:
+    """Refuse batch norm or dropout in training mode: they would couple the images of a pass."""
+    for name, m in embedder.named_modules():
+        if m.training and isinstance(m, nn.modules.batchnorm._BatchNorm | nn.Dropout):
+            raise ValueError(f"dispersion: embedder module {name!r} is in training mode")
+
+
+def disperse(
+    embedder: nn.Module,  # LatentEmbedder: w [B, w_dim] -> raw embeddings, with w_avg, w_dim
+    params: VariationParams,
+    references: Mapping[str, np.ndarray],  # identity [N], w [N, w_dim], embedding [N, D]
+    start: int,  # first row of the references in this shard
+    stop: int,  # one past the last row
+    seed: int,  # config seed; with the identity, it seeds every draw
+    directions: torch.Tensor | None = None,  # [7, w_dim] DisCo's scaled directions
+    checkpoint: Path | str | None = None,  # checkpoint file of this shard; None = no resume
+    provenance: Mapping[str, Any] | None = None,  # part of the checkpoint's fingerprint
+    abort_fn: Callable[[], bool] | None = None,  # checked after each iteration; True = stop
+) -> Variations | None:
+    """A variations of identities [start, stop) of ``references``; None when aborted.
+
+    With ``checkpoint``, the state is saved every ``params.checkpoint_every`` iterations, at the
+    end and on abort; a rerun resumes from it (bit-identical to an uninterrupted run), and a
+    checkpoint of other parameters or inputs is ignored with a warning.
+    """
+    n, w_dim = references["w"].shape
+    if not 0 <= start <= stop <= n:
+        raise ValueError(f"disperse: identities [{start}, {stop}) outside the {n} references")
+    check_eval_mode(embedder)
+    device = embedder.w_avg.device
+    a = params.variations
+    if (directions is None) != (params.algorithm == "dispersion"):
+        raise ValueError(f"disperse: {params.algorithm} with directions={directions is not None}")
+
+    # The groups to compute: whole groups covering [start, stop).
+    gs = params.group_size
+    lo, hi = (start // gs * gs, min(-(-stop // gs) * gs, n)) if stop > start else (start, start)
+    groups = [(g - lo, min(g + gs, hi) - lo) for g in range(lo, hi, gs)]
+    keep = slice(start - lo, stop - lo)
+    ids = torch.from_numpy(references["identity"][lo:hi])
+    w_ref = torch.from_numpy(references["w"][lo:hi]).to(device)
+    e_ref = torch.from_numpy(references["embedding"][lo:hi]).to(device)
+    log.info("%s [%d, %d): groups of %d over [%d, %d)", params.algorithm, start, stop, gs, lo, hi)
+
+    # Start, or resume.
+    key = run_key(
+        params,
+        [int(seed), start, stop, lo, hi, dict(provenance or {})],
+        [np.ascontiguousarray(references[k][lo:hi]) for k in ("identity", "w", "embedding")]
+        + ([] if directions is None else [directions.numpy()]),
     )
+    resumed = load_loop_state(checkpoint, LOOP, key, (hi - lo, a, w_dim), len(VARIATION_COLUMNS))
+    if resumed is None:
+        first, rows = 0, []
+        n_dirs = 0 if directions is None else directions.shape[0]
+        xi, u = start_noise(seed, ids, a, w_dim, n_dirs)
+        dirs = None if directions is None else directions.to(device)
+        w = start_latents(w_ref, xi.to(device), params.sigma, u.to(device), dirs)
+    else:
+        first, w_np, stats_np = resumed
+        w = torch.from_numpy(w_np.astype(np.float32)).to(device)
+        rows = [dict(zip(VARIATION_COLUMNS, r)) for r in stats_np]
+        log.info("variations: resuming from %s at iteration %d", checkpoint, first)
+
+    def save(iteration: int) -> None:
+        stats = np.array([[r[c] for c in VARIATION_COLUMNS] for r in rows], dtype=np.float64)
+        save_checkpoint(
+            checkpoint,
+            arrays={
+                "w": w.cpu().numpy(),
+                "stats": stats.reshape(len(rows), len(VARIATION_COLUMNS)),
+            },
+            iteration=iteration,
+            rng={},  # nothing to restore: every draw is seeded by (identity, iteration)
+            meta={"loop": LOOP, "key": key},
+            provenance=dict(provenance or {}),
+        )
+
+    # Iterate.
+    with progress(
+        (params.iterations - first + 1) * len(groups), f"variations [{start}, {stop})"
+    ) as bar:
+        for it in range(first, params.iterations):
+            t0 = time.perf_counter()
+            new, per_id = [], []
+            for g0, g1 in groups:
+                xi = iteration_noise(seed, ids[g0:g1], it, a, w_dim).to(device)
+                w_g, st = dispersion_step(embedder, params, w[g0:g1], e_ref[g0:g1], xi)
+                new.append(w_g)
+                per_id.append(st)
+                bar.update(1)
+            w = torch.cat(new) if new else w
+            rows.append(variation_row(it, per_id, keep, time.perf_counter() - t0))
+            done = it + 1
+            due = params.checkpoint_every and (
+                done % params.checkpoint_every == 0 or done == params.iterations
+            )
+            aborted = abort_fn is not None and done < params.iterations and abort_fn()
+            if checkpoint is not None and (aborted or due):
+                save(done)
+            if aborted:
+                log.info("variations: aborted after iteration %d", done)
+                return None
+
+        # Final embeddings of the final latents, in the same groups.
+        t0 = time.perf_counter()
+        e_final, per_id = [], []
+        for g0, g1 in groups:
+            e_g, st = final_state(embedder, params, w[g0:g1], e_ref[g0:g1])
+            e_final.append(e_g)
+            per_id.append(st)
+            bar.update(1)
+        rows.append(variation_row(params.iterations, per_id, keep, time.perf_counter() - t0))
+
+    e_dim = e_ref.shape[1]
+    e_var = torch.cat(e_final) if e_final else torch.empty(0, a, e_dim, device=device)
+    return Variations(w[keep], e_var[keep], stats_table(rows, VARIATION_COLUMNS))

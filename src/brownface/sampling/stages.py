@@ -1,111 +1,155 @@
-"""Stage entry points of the sampling rules: build e(w) from the config, run, write stores."""
+"""Stage entry points of the sampling rules: build e(w) from the specs, run, write the stores.
+
+One function per rule, named after it: ``sample_identities``, ``sample_variations`` (one shard)
+and ``merge_variations``.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from brownface import __version__
-from brownface.models.factory import build_generator, resolve_device
-from brownface.models.fr import fr_provenance, load_fr, reference_fr_spec
-from brownface.sampling.embedder import LatentEmbedder, world_crop_matrix
-from brownface.sampling.identities import IdentityParams, sample_identities
-from brownface.sampling.variations import VariationParams, sample_variations
+from brownface.errors import UserError
+from brownface.models.device import resolve_device
+from brownface.models.fr import FRSpec, fr_provenance, load_fr
+from brownface.models.generator import GeneratorSpec, load_generator
+from brownface.sampling.disco import disco_directions
+from brownface.sampling.dispersion import VariationParams, disperse
+from brownface.sampling.embedder import LatentEmbedder, embed_all
+from brownface.sampling.langevin import IdentityParams, langevin, sample_random
+from brownface.sampling.reject import sample_reject
 from brownface.sharding import shard_range
-from brownface.store import IdentityStore, merge_shards
+from brownface.store import (
+    IdentityStore,
+    VariationStore,
+    atomic_path,
+    merge_shards,
+    shard_provenance,
+)
 
 log = logging.getLogger(__name__)
 
 
 def build_embedder(
-    generator: dict, world: dict, reference_fr: dict, device: str
+    generator: GeneratorSpec, reference_fr: FRSpec, device: str
 ) -> tuple[LatentEmbedder, dict]:
-    """e(w) for the configured generator and reference FR, and its provenance."""
+    """e(w) for a generator and an FR network, on ``device``, and its provenance."""
     dev = resolve_device(device)
-    gen = build_generator({"generator": generator, "world": world}, dev)
-    fr = load_fr(reference_fr_spec(reference_fr), device=dev)
-    if generator["kind"] == "world":
-        crop = world_crop_matrix(gen, fr.spec.input_size)
-    else:  # the schema admits only the world today
-        raise NotImplementedError(generator["kind"])
-    embedder = LatentEmbedder(gen, fr, crop.to(dev)).to(dev)
-    provenance = {
-        "generator": {**gen.spec(), "truncation_psi": generator["truncation_psi"]},
-        "reference_fr": fr_provenance(fr.spec),
-        "package_version": __version__,
-    }
+    fr = load_fr(reference_fr, device=dev)
+    embedder = LatentEmbedder(load_generator(generator, dev), fr).to(dev).eval()
+    provenance = {"generator": generator.provenance(), "reference_fr": fr_provenance(fr.spec)}
     return embedder, provenance
 
 
-def run_identities(
-    recipe: dict,
-    name: str,
+def _write_stats(table, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def sample_identities(
+    generator: GeneratorSpec,  # reads truncation_psi (every draw from z)
+    reference_fr: FRSpec,
+    params: IdentityParams,
+    *,
+    name: str,  # the recipe's name (config identities.<name>)
     seed: int,
-    generator: dict,
-    world: dict,
-    reference_fr: dict,
     device: str,
-    out: str,
-    stats: str,
-    checkpoint: str,
+    out: str | Path,  # identities.h5
+    stats: str | Path,  # the per-iteration statistics CSV
+    checkpoint: str | Path,  # Langevin's resume file (kept after the run)
 ) -> None:
     """The identities of one recipe: identities.h5 and its statistics."""
-    embedder, provenance = build_embedder(generator, world, reference_fr, device)
-    params = IdentityParams.from_config({k: v for k, v in recipe.items() if k != "avoid"})
+    if generator.truncation_psi is None:
+        raise UserError("generator spec: the identities stage needs truncation_psi")
+    embedder, provenance = build_embedder(generator, reference_fr, device)
+    provenance.update(recipe={"name": name, **params.to_dict()}, seed=int(seed), stage="identities")
     avoid = None
-    if recipe.get("avoid"):
-        avoid = torch.from_numpy(IdentityStore.read(recipe["avoid"]).embedding)
-    provenance.update(recipe={"name": name, **recipe}, seed=seed, stage="identities")
-    sample_identities(
-        embedder,
-        params,
-        seed,
-        out=Path(out),
-        stats_out=Path(stats),
-        checkpoint=Path(checkpoint),
-        avoid=avoid,
-        provenance=provenance,
-    )
+    if params.avoid is not None:
+        avoid = torch.from_numpy(IdentityStore.read(params.avoid).embedding).to(embedder.w_avg)
+        e_dim = embed_all(embedder, embedder.w_avg[None], 1).shape[1]
+        if avoid.ndim != 2 or avoid.shape[1] != e_dim:
+            raise UserError(
+                f"{params.avoid}: avoid embeddings must be [M, {e_dim}] (the reference FR's), "
+                f"got {list(avoid.shape)}"
+            )
+    log.info("identities %s (%s): n = %d, seed %d", name, params.algorithm, params.n, seed)
+    psi = generator.truncation_psi
+    if params.algorithm == "random":
+        result = sample_random(embedder, params, seed, psi)
+    elif params.algorithm == "reject":
+        result = sample_reject(embedder, params, seed, psi, avoid)
+    else:
+        result = langevin(embedder, params, seed, psi, checkpoint, avoid, provenance)
+    assert result.embeddings is not None  # only an abort_fn stops a run early
+    IdentityStore(
+        identity=np.arange(params.n, dtype=np.int64),
+        w=result.w.detach().cpu().float().numpy(),
+        embedding=result.embeddings.detach().cpu().float().numpy(),
+        provenance={**provenance, "identity_params": params.to_dict()},
+    ).write(out)
+    _write_stats(result.stats, stats)
 
 
-def run_variations(
-    recipe: dict,
+def sample_variations(
+    generator: GeneratorSpec,  # reads noise_mode (truncation_psi unused)
+    reference_fr: FRSpec,
+    params: VariationParams,
+    *,
     dataset: str,
     seed: int,
-    shard: int,
+    shard: int,  # this job's shard, 0 <= shard < shards
     shards: int,
-    identities: str,
-    covariates: str | None,
-    generator: dict,
-    world: dict,
-    reference_fr: dict,
+    identities: str | Path,  # identities.h5 of the dataset
+    covariates: str | Path | None,  # covariates.h5 (DisCo only)
     device: str,
-    out: str,
-    stats: str,
-    checkpoint: str,
+    out: str | Path,  # this shard's variations store
+    stats: str | Path,  # its statistics CSV
+    checkpoint: str | Path,  # its resume file (kept after the run)
 ) -> None:
-    """One shard of a dataset's variations."""
-    embedder, provenance = build_embedder(generator, world, reference_fr, device)
-    params = VariationParams.from_config(recipe)
-    n = len(IdentityStore.read(identities).identity)
+    """One shard of a dataset's variations: identities [start, stop) of identities.h5.
+
+    Variation 0 of each identity is the reference itself (its stored w and embedding), 1..A
+    the sampled ones, with embeddings of their final latents.
+    """
+    embedder, provenance = build_embedder(generator, reference_fr, device)
+    refs = IdentityStore.read(identities)
+    n, w_dim = refs.w.shape
+    if w_dim != embedder.w_dim:
+        raise UserError(f"{identities}: latents have w_dim {w_dim}, the generator {embedder.w_dim}")
+    e_dim = embed_all(embedder, embedder.w_avg[None], 1).shape[1]
+    if n and e_dim != refs.embedding.shape[1]:
+        raise UserError(
+            f"{identities}: embeddings have {refs.embedding.shape[1]} dimensions, "
+            f"the FR model's {e_dim}; were the identities made with another FR model?"
+        )
+    directions = None
+    if params.algorithm == "disco":
+        if covariates is None:
+            raise UserError("variations: algorithm disco needs a covariates.h5 (none given)")
+        directions = disco_directions(covariates, params, w_dim)
     start, stop = shard_range(n, shards, shard, align=params.group_size)
     log.info("dataset %s shard %d/%d: identities %d..%d", dataset, shard, shards, start, stop - 1)
-    provenance.update(recipe=recipe, dataset=dataset, stage="variations", shard=shard)
-    sample_variations(
-        embedder,
-        params,
-        Path(identities),
-        seed,
-        out=Path(out),
-        start=start,
-        stop=stop,
-        covariates_path=Path(covariates) if covariates else None,
-        stats_out=Path(stats),
-        checkpoint=Path(checkpoint),
-        provenance=provenance,
+    provenance.update(recipe=params.to_dict(), dataset=dataset, stage="variations", seed=int(seed))
+    arrays = {"identity": refs.identity, "w": refs.w, "embedding": refs.embedding}
+    result = disperse(
+        embedder, params, arrays, start, stop, seed, directions, checkpoint, provenance
     )
+    assert result is not None  # only an abort_fn stops a run early
+    rows = slice(start, stop)
+    VariationStore(
+        identity=refs.identity[rows],
+        w=np.concatenate([refs.w[rows, None], result.w.cpu().numpy()], axis=1),
+        embedding=np.concatenate([refs.embedding[rows, None], result.embeddings.cpu().numpy()], 1),
+        provenance={
+            **provenance,
+            "variation_params": params.to_dict(),
+            "shard": shard_provenance(shard, shards, start, stop),
+        },
+    ).write(out)
+    _write_stats(result.stats, stats)
 
 
 def merge_variations(shards: list[str], identities: str, out: str) -> None:

@@ -16,11 +16,14 @@ from brownface.store.base import (
 )
 from brownface.store.checkpoint import (
     Checkpoint,
+    checkpoint_path,
+    clear_accepted,
     load_checkpoint,
     load_loop_state,
     load_matching_checkpoint,
     restore_rng,
     rng_state,
+    run_key,
     save_checkpoint,
 )
 from brownface.store.kinds import (
@@ -32,7 +35,7 @@ from brownface.store.kinds import (
     VariationStore,
     read_variations,
 )
-from brownface.store.merge import merge_shards
+from brownface.store.merge import merge_shards, shard_provenance
 from brownface.store.summary import read_any, summarize
 
 __all__ = [
@@ -42,6 +45,8 @@ __all__ = [
     "VERSION",
     "Checkpoint",
     "atomic_dir",
+    "checkpoint_path",
+    "clear_accepted",
     "load_loop_state",
     "load_matching_checkpoint",
     "CovariateStore",
@@ -58,6 +63,8 @@ __all__ = [
     "read_variations",
     "restore_rng",
     "rng_state",
+    "run_key",
     "save_checkpoint",
+    "shard_provenance",
     "summarize",
 ]

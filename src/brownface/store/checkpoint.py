@@ -2,12 +2,28 @@
 
 A checkpoint holds the loop's arrays, its iteration and the exact RNG states, written atomically
 so a killed job leaves either the previous checkpoint or the new one, never half of one.
+
+One rule for every stage:
+
+* a run is identified by its fingerprint (:func:`run_key`: its parameters and the content of
+  its inputs), kept in the checkpoint; a job resumes only from a checkpoint with its own
+  fingerprint and otherwise starts over, so a changed parameter or input never mixes runs;
+* a job never deletes its own checkpoint, not even when it finishes: Snakemake may still
+  discard its outputs (a signal as the job exits), and the rerun then rewrites them from the
+  final checkpoint without recomputing;
+* checkpoints live under ``<results>/checkpoints/`` at the path of the job's main output
+  below ``<results>/``; once a workflow run has succeeded, :func:`clear_accepted` deletes every
+  checkpoint whose output exists and is newer (Snakemake accepted it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -202,3 +218,44 @@ def load_loop_state(
         log.warning("%s: checkpoint holds other arrays; starting over", path)
         return None
     return ckpt.iteration, w, stats.reshape(-1, stat_columns)
+
+
+def run_key(params: Any, context: Any, arrays: Iterable[np.ndarray] = ()) -> str:
+    """The fingerprint of one run of a loop: a digest of everything that determines its result.
+
+    ``params`` is the loop's parameter dataclass (``checkpoint_every`` left out: it decides
+    when state is saved, not what is computed), ``context`` the other JSON values (seed,
+    ranges, provenance of the networks), ``arrays`` the inputs whose bytes count.
+    """
+    settings = {k: v for k, v in dataclasses.asdict(params).items() if k != "checkpoint_every"}
+    digest = hashlib.sha256()
+    digest.update(json.dumps([settings, context], sort_keys=True, default=str).encode())
+    for arr in arrays:
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_path(results: str, output: str) -> str:
+    """The checkpoint of the job whose main output is ``output`` (a path under ``results``)."""
+    rel = os.path.relpath(output, results)
+    if rel.startswith(".."):
+        raise ValueError(f"checkpoint_path: {output} is not under {results}")
+    return os.path.join(results, "checkpoints", rel)
+
+
+def clear_accepted(results: str | Path) -> list[Path]:
+    """Delete the checkpoints under ``<results>/checkpoints`` whose job's output exists and is
+    at least as new (see the module docstring), and leftovers of killed writes; call it only
+    when no job is running. Returns what was deleted."""
+    root = Path(results) / "checkpoints"
+    removed = []
+    for ckpt in sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []:
+        output = Path(results) / ckpt.relative_to(root)
+        leftover = ckpt.name.startswith(".") and ".tmp-" in ckpt.name  # a killed atomic write
+        if leftover or (output.exists() and output.stat().st_mtime >= ckpt.stat().st_mtime):
+            ckpt.unlink()
+            removed.append(ckpt)
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+    return removed

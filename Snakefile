@@ -3,15 +3,22 @@
 import os
 import sys
 
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 # Jobs use this checkout's library, also inside conda environments (which do not install it).
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from brownface.runlog import share_library_path
+from brownface.config import read_yaml
+from brownface.runlog import or_exit, share_library_path
+from brownface.store import clear_accepted
 
 share_library_path(os.path.join(workflow.basedir, "src"))
+
+# Read first by brownface, so that a syntax error is one line naming the file, line and column.
+if os.path.exists("config/config.yaml"):
+    or_exit(read_yaml, "config/config.yaml")
 
 
 configfile: "config/config.yaml"
@@ -35,3 +42,9 @@ rule all:
         rules.reference_fr.input,
         rules.evaluation.input,
         rules.report.input,
+
+
+onsuccess:
+    # Every job's outputs are accepted now: drop the checkpoints they were resumed from.
+    for path in clear_accepted(RESULTS):
+        logger.info(f"removed checkpoint {path} (its output is complete)")

@@ -133,14 +133,18 @@ def test_iresnet50_loads_an_insightface_state_dict(tmp_path: Path) -> None:
     torch.save(collections.OrderedDict(random_state(expected)), path)
 
     outputs = []
-    for n in (2, 1):  # two independent loads; the second embeds only the first image
+    for n in (2, 2, 1):  # three independent loads; the last embeds only the first image
         model = iresnet("iresnet50")
         load_strict(model, load_insightface_backbone(path), source=path.name)
         with torch.no_grad():
             outputs.append(model.eval()(images(2, 112)[:n]))
     assert outputs[0].shape == (2, 512)
     assert outputs[0].dtype == torch.float32 and torch.isfinite(outputs[0]).all()
-    torch.testing.assert_close(outputs[1], outputs[0][:1], rtol=1e-4, atol=1e-5)
+    assert torch.equal(outputs[0], outputs[1])
+    # Another batch size takes other kernels: random weights without training amplify their
+    # rounding to ~2e-4 on single elements (seen on AMD EPYC), ~3e-7 over the whole row.
+    error = (outputs[2] - outputs[0][:1]).norm() / outputs[0][:1].norm()
+    assert error < 1e-5
     assert torch.equal(model.features.weight, torch.ones(512))
     assert not model.features.weight.requires_grad
 

@@ -27,7 +27,6 @@ from brownface.covariates.perceptual import PerceptualDistance, Vgg16Features, l
 from brownface.covariates.projection import (
     ProjectionParams,
     learning_rate,
-    merge_projection_shards,
     noise_scale,
     project_images,
     project_shard,
@@ -40,7 +39,7 @@ from brownface.covariates.reader import (
     select_subsets,
     training_rows,
 )
-from brownface.covariates.svm import covariate_store, fit_covariates, fit_direction
+from brownface.covariates.svm import covariate_store, fit_covariate_directions, fit_direction
 from brownface.errors import UserError
 from brownface.imageio import from_uint8
 from brownface.store import (
@@ -49,6 +48,7 @@ from brownface.store import (
     ProjectionStore,
     StoreError,
     load_checkpoint,
+    merge_shards,
 )
 from brownface.world.generator import WorldGenerator
 from brownface.world.multipie_set import MultiPieSpec, build_multipie
@@ -314,12 +314,12 @@ def test_shards_merge_to_one_projection_store(world, world_multipie, tmp_path: P
     run = dict(rules=WORLD_RULES, params=params, seed=3)
     one = tmp_path / "one"
     project_shard(world, root, landmarks_csv, one / "shard0.h5", **run)
-    merge_projection_shards([one / "shard0.h5"], one / "projections.h5")
+    merge_shards([one / "shard0.h5"], one / "projections.h5")
     four = tmp_path / "four"
     shards = [four / f"shard{k}.h5" for k in range(4)]
     for k, path in enumerate(shards):
         project_shard(world, root, landmarks_csv, path, shard=k, shards=4, **run)
-    merge_projection_shards(shards[::-1], four / "projections.h5", expected=93)
+    merge_shards(shards[::-1], four / "projections.h5", expected=93)
     assert filecmp.cmp(one / "projections.h5", four / "projections.h5", shallow=False)
 
     store = ProjectionStore.read(four / "projections.h5")
@@ -327,20 +327,23 @@ def test_shards_merge_to_one_projection_store(world, world_multipie, tmp_path: P
     assert list(store.path) == sorted(store.path)
     assert store.attrs["max_loss"] == params.max_loss
     assert "shard" not in store.provenance and store.provenance["images"] == 93
-    with pytest.raises(StoreError, match="in no shard"):
-        merge_projection_shards(shards[:3], tmp_path / "bad.h5")
-    with pytest.raises(StoreError, match="overlaps"):
-        merge_projection_shards([*shards, shards[1]], tmp_path / "bad.h5")
+    with pytest.raises(StoreError, match="shard 3 of 4 is missing"):
+        merge_shards(shards[:3], tmp_path / "bad.h5")
+    with pytest.raises(StoreError, match="given twice"):
+        merge_shards([*shards, shards[1]], tmp_path / "bad.h5")
+    with pytest.raises(StoreError, match="expected 90 rows"):
+        merge_shards(shards, tmp_path / "bad.h5", expected=90)
     other = tmp_path / "other.h5"
     project_shard(world, root, landmarks_csv, other, shard=3, shards=4, **{**run, "seed": 4})
-    with pytest.raises(StoreError, match="another run"):
-        merge_projection_shards([*shards[:3], other], tmp_path / "bad.h5")
+    with pytest.raises(StoreError, match="'seed' differs .* one run"):
+        merge_shards([*shards[:3], other], tmp_path / "bad.h5")
+    assert not (tmp_path / "bad.h5").exists()
 
     # The SVM stage runs on it (accuracies mean little after 6 steps; see the oracle test).
     # Projections above max_loss (the store's, 0.02) are left out, here nearly all of them.
     with pytest.raises(UserError, match="pose: needs latents of both classes"):
-        fit_covariates(four / "projections.h5", tmp_path / "covariates.h5", WORLD_RULES)
-    cov = fit_covariates(
+        fit_covariate_directions(four / "projections.h5", tmp_path / "covariates.h5", WORLD_RULES)
+    cov = fit_covariate_directions(
         four / "projections.h5", tmp_path / "covariates.h5", WORLD_RULES, max_loss=np.inf
     )
     assert list(CovariateStore.read(tmp_path / "covariates.h5").name) == list(COVARIATES)
@@ -370,7 +373,11 @@ def test_killed_shard_resumes_to_the_same_result(world, world_multipie, tmp_path
         meta = load_checkpoint(checkpoint, loop="projection").meta
         assert (meta["batch"], meta["step"]) == position
     project_shard(world, root, landmarks_csv, tmp_path / "resumed.h5", **run, checkpoint=checkpoint)
-    assert not checkpoint.exists()
+    assert filecmp.cmp(tmp_path / "full.h5", tmp_path / "resumed.h5", shallow=False)
+    # The checkpoint stays (a job never deletes its own) and holds the finished shard.
+    assert load_checkpoint(checkpoint, loop="projection").meta["batch"] == 2
+    (tmp_path / "resumed.h5").unlink()
+    project_shard(world, root, landmarks_csv, tmp_path / "resumed.h5", **run, checkpoint=checkpoint)
     assert filecmp.cmp(tmp_path / "full.h5", tmp_path / "resumed.h5", shallow=False)
 
 

@@ -1,6 +1,7 @@
 """FR training: a tiny model learns, resume is exact, model.pt round-trips, data errors are clear."""
 
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from brownface.dataset.layout import read_index
 from brownface.errors import UserError
 from brownface.evaluate.binfile import write_bin
+from brownface.evaluate.stages import evaluate_verification
 from brownface.imageio import encode
 from brownface.models.fr import FRModel, FRSpec, build_backbone, load_fr
-from brownface.train.data import read_index
 from brownface.train.loop import Trainer
 from brownface.train.recipe import TrainRecipe
-from brownface.train.run import evaluate_verification
 from brownface.world.fr_train_set import build_fr_train_set
 from brownface.world.renderer import FaceRenderer
 
@@ -78,16 +79,21 @@ def test_a_tiny_model_lowers_the_loss(dataset, tmp_path):
         assert (tmp_path / "out" / name).is_file()
 
 
-def test_interrupt_and_resume_equals_uninterrupted(dataset, tmp_path):
-    straight = Trainer(TINY, dataset, tmp_path / "a", tmp_path / "a.pt")
+@pytest.mark.parametrize(("log_every", "abort_at"), [(1, 6), (3, 5)])
+def test_interrupt_and_resume_equals_uninterrupted(dataset, tmp_path, log_every, abort_at):
+    recipe = replace(TINY, log_every=log_every)
+    straight = Trainer(recipe, dataset, tmp_path / "a", tmp_path / "a.pt")
     assert straight.run()
-    # The same run, killed mid-epoch 1 (after step 6 of 8) and started again from its checkpoint.
-    first = Trainer(TINY, dataset, tmp_path / "b", tmp_path / "b.pt")
-    assert not first.run(abort_fn=lambda step: step == 6)
+    # The same run, killed mid-epoch 1 (8 steps in all; with log_every 3, in the middle of a
+    # log row's window) and started again from its checkpoint.
+    first = Trainer(recipe, dataset, tmp_path / "b", tmp_path / "b.pt")
+    assert not first.run(abort_fn=lambda step: step == abort_at)
     assert not (tmp_path / "b" / "model.pt").exists()
     torch.manual_seed(12345)  # whatever the process did in between must not matter
-    second = Trainer(TINY, dataset, tmp_path / "b", tmp_path / "b.pt")
-    assert second.run()
+    second = Trainer(recipe, dataset, tmp_path / "b", tmp_path / "b.pt")
+    calls = []
+    assert second.run(progress=lambda step, total: calls.append((step, total)))
+    assert calls[0] == (abort_at, 8) and calls[-1] == (8, 8)  # progress counts the resumed steps
     assert second.global_step == straight.global_step == 8
     assert states_equal(straight.model.backbone.state_dict(), second.model.backbone.state_dict())
     assert states_equal(straight.head.state_dict(), second.head.state_dict())
@@ -96,6 +102,20 @@ def test_interrupt_and_resume_equals_uninterrupted(dataset, tmp_path):
         return [(r["step"], r["loss"], r["lr"]) for r in trainer.history if "loss" in r]
 
     assert losses(second) == losses(straight)
+
+
+def test_checkpoint_of_other_images_with_the_same_names_is_not_resumed(dataset, tmp_path):
+    """Re-rendered data (same paths and labels, other pixels) must not resume a checkpoint."""
+    Trainer(TINY, dataset, tmp_path / "a", tmp_path / "a.pt").run(abort_fn=lambda step: step == 3)
+    other = tmp_path / "other"
+    build_fr_train_set(
+        FaceRenderer(64, seed=0), 1, other, identities=8, images_per_identity=8, image_size=16
+    )
+    assert read_index(other).paths == read_index(dataset).paths
+    assert not Trainer(TINY, other, tmp_path / "a", tmp_path / "a.pt").try_resume()
+    copy = tmp_path / "copy"
+    shutil.copytree(dataset, copy)  # the same images elsewhere: the same data
+    assert Trainer(TINY, copy, tmp_path / "a", tmp_path / "a.pt").try_resume()
 
 
 def test_stale_checkpoint_of_another_recipe_is_not_resumed(dataset, tmp_path):
@@ -145,22 +165,23 @@ def test_missing_index_and_images_are_clear(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         read_index(tmp_path)
     (tmp_path / "index.csv").write_text("file,id\nx,0\n")
-    with pytest.raises(UserError, match="expected columns path,identity,label"):
+    with pytest.raises(UserError, match=r"expected columns path,identity,label\[,sha256\]"):
         read_index(tmp_path)
 
 
 def test_evaluate_verification_writes_a_result(dataset, tmp_path):
-    trainer = Trainer(replace(TINY, epochs=1), dataset, tmp_path / "out", tmp_path / "ckpt.pt")
+    trainer = Trainer(
+        replace(TINY, epochs=1), dataset, tmp_path / "out", tmp_path / "ckpt.pt", name="tiny"
+    )
     trainer.run()
     rng = np.random.default_rng(0)
     images = [encode(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "png") for _ in range(40)]
     write_bin(tmp_path / "set.bin", images, [i % 2 == 0 for i in range(20)])
     evaluate_verification(
-        tmp_path / "out" / "model.pt",
-        tmp_path / "set.bin",
-        tmp_path / "r.json",
-        "set",
-        device="cpu",
+        tmp_path / "out" / "model.pt", tmp_path / "set.bin", tmp_path / "r.json", name="set"
     )
     result = json.loads((tmp_path / "r.json").read_text())
-    assert result["dataset"] == "set" and result["n_pairs"] == 20 and 0 <= result["accuracy"] <= 1
+    assert result["benchmark"] == "set" and result["n_pairs"] == 20 and 0 <= result["accuracy"] <= 1
+    assert result["model"] == "tiny"  # from the provenance the trainer put in model.pt
+    assert result["training_data"]["fingerprint"] == trainer.data_fingerprint
+    assert result["training_data"]["images"] == 64 and len(result["model_sha256"]) == 64

@@ -269,17 +269,19 @@ def test_pairs_sets_must_be_the_kfold_blocks(tmp_path: Path) -> None:
 
 def test_result_json_round_trips_with_deterministic_bytes(tmp_path: Path) -> None:
     result = verification_roc(*_unit_pairs([0.5055, 1.5055] * 10), np.tile([True, False], 10))
-    write_result_json(tmp_path / "a.json", result, model="r50", dataset="lfw")
-    write_result_json(tmp_path / "b.json", result, model="r50", dataset="lfw")
+    write_result_json(tmp_path / "a.json", result, model="r50", benchmark="lfw")
+    write_result_json(tmp_path / "b.json", result, model="r50", benchmark="lfw")
     text = (tmp_path / "a.json").read_text()
     assert text == (tmp_path / "b.json").read_text()
     data = json.loads(text)
     assert list(data) == sorted(data) and text == json.dumps(data, sort_keys=True, indent=2) + "\n"
-    assert (data["model"], data["dataset"]) == ("r50", "lfw")
+    assert (data["model"], data["benchmark"]) == ("r50", "lfw")
     assert VerificationResult.from_json(data) == result
     assert not list(tmp_path.glob(".*tmp*"))
 
     nan = VerificationResult(0.5, 0.0, [0.5], [1.0], 2, float("nan"), float("nan"), 0.0)
-    write_result_json(tmp_path / "nan.json", nan, model="m", dataset="d")
+    write_result_json(tmp_path / "nan.json", nan, model="m", benchmark="d", provenance={"x": 1})
     data = json.loads((tmp_path / "nan.json").read_text())
-    assert data["val"] is None and np.isnan(VerificationResult.from_json(data).val)
+    assert (
+        data["x"] == 1 and data["val"] is None and np.isnan(VerificationResult.from_json(data).val)
+    )

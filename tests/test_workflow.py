@@ -1,5 +1,6 @@
 """The Snakemake workflow end to end on a tiny world (slow), and its config errors."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,19 +90,68 @@ training:
 """
 
 
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
 @pytest.mark.slow
 def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     write_config(tmp_path, FULL)
-    run = snakemake(tmp_path)
+    results = tmp_path / "results"
+    # Without the onsuccess hook the jobs' checkpoints stay, as after an interrupted run.
+    run = snakemake(tmp_path, "--no-hooks")
     assert run.returncode == 0, run.stderr[-4000:]
-    report = (tmp_path / "results" / "report" / "verification.md").read_text()
+    report = (results / "report" / "verification.md").read_text()
     assert "tiny" in report and "world_reference_fr" in report
     for rel in (
         "covariates/covariates.h5",
         "datasets/tiny/variations.h5",
         "training/tiny/model.pt",
     ):
-        assert (tmp_path / "results" / rel).is_file(), rel
-    quality = pd.read_csv(tmp_path / "results" / "covariates" / "projection_quality.csv")
+        assert (results / rel).is_file(), rel
+    quality = pd.read_csv(results / "covariates" / "projection_quality.csv")
     assert quality.columns[0] == "factor" and quality.iloc[0].factor == "all"
     assert quality.iloc[0].psnr_median > 20  # pixel MSE only: the PSNR is reported
+    kept = [p.relative_to(results).as_posix() for p in files(results / "checkpoints")]
+    assert "checkpoints/training/tiny/model.pt" in kept
+    assert "checkpoints/datasets/tiny/variations/shard001.h5" in kept
+
+    # A partial rerun after changing one variations parameter: the variations, the images,
+    # the model and its evaluation all change (a kept final checkpoint of the old images is
+    # not resumed), and nothing upstream of the variations reruns.
+    model = (results / "training" / "tiny" / "model.pt").read_bytes()
+    evaluation = json.loads((results / "evaluation" / "tiny" / "lfw.json").read_text())
+    identities = (results / "identities" / "lang" / "identities.h5").stat().st_mtime
+    (tmp_path / "config" / "sigma.yaml").write_text("variations: {disco: {sigma: 0.3}}\n")
+    target = "results/evaluation/tiny/lfw.json"
+    rerun = snakemake(tmp_path, target, "--configfile", str(tmp_path / "config" / "sigma.yaml"))
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+    assert "train_fr" in rerun.stdout + rerun.stderr
+    assert (results / "training" / "tiny" / "model.pt").read_bytes() != model
+    again = json.loads((results / "evaluation" / "tiny" / "lfw.json").read_text())
+    assert again["model_sha256"] != evaluation["model_sha256"]
+    assert again["training_data"]["fingerprint"] != evaluation["training_data"]["fingerprint"]
+    assert (results / "identities" / "lang" / "identities.h5").stat().st_mtime == identities
+    # That run succeeded with its hook: the checkpoints of accepted outputs are gone.
+    assert not files(results / "checkpoints" / "training")
+    assert not files(results / "checkpoints" / "datasets")
+
+
+def test_every_default_path_follows_results(tmp_path):
+    """With results: elsewhere, every input of the DAG is made by a rule (dry run)."""
+    write_config(tmp_path, FULL + "results: elsewhere\n")
+    run = snakemake(tmp_path, "-n")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout + run.stderr
+    assert "elsewhere/world/reference_fr/model.pt" in out
+    assert "elsewhere/covariates/covariates.h5" in out
+    assert "results/" not in out
+
+
+def test_a_yaml_syntax_error_names_the_file_and_position(tmp_path):
+    write_config(tmp_path, "world:\n  multipie: {subjects: 2\nseed: 1\n")
+    run = snakemake(tmp_path, "-n")
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if "brownface: error" in line]
+    assert len(lines) == 1 and "config/config.yaml: line 3 column 5: not valid YAML" in lines[0]
+    assert "Traceback" not in run.stderr

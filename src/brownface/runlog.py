@@ -1,8 +1,8 @@
 """Running a stage: logging, threads, progress, and one-line errors.
 
-The Snakemake adapters call :func:`run_stage`; it sends log records to the rule's log file and
-to stderr, caps torch's threads to the rule's ``threads``, and turns a :class:`UserError` into
-one line and exit code 1. Progress is a tqdm bar on a terminal and periodic log lines otherwise
+The Snakemake adapters run inside :func:`snakemake_job`; it sends log records to the rule's log
+file and to stderr, caps torch's threads to the rule's ``threads``, and turns a
+:class:`UserError` into one line and exit code 1. Progress is a tqdm bar on a terminal and periodic log lines otherwise
 (Snakemake logs are files, where a bar would be noise).
 """
 
@@ -14,7 +14,8 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -52,6 +53,16 @@ def share_library_path(src: str) -> None:
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
 
 
+def or_exit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``func(*args, **kwargs)``, or one ``brownface: error:`` line and exit 1 on UserError
+    (for the Snakefile, where a traceback would bury the message)."""
+    try:
+        return func(*args, **kwargs)
+    except UserError as exc:
+        sys.stderr.write(f"brownface: error: {exc}\n")
+        sys.exit(1)
+
+
 def configure_logging(log_file: str | None = None) -> None:
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -64,13 +75,16 @@ def configure_logging(log_file: str | None = None) -> None:
     )
 
 
-def run_stage(smk: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run ``func`` for a Snakemake job ``smk`` (its log and threads), exiting 1 on UserError."""
+@contextmanager
+def snakemake_job(smk: Any) -> Iterator[None]:
+    """The body of a Snakemake adapter: logs to the job's log file and stderr, torch threads
+    capped to the rule's ``threads``, and a UserError (a bad param included) as one logged
+    line and exit code 1."""
     configure_logging(smk.log[0] if len(smk.log) else None)
     torch.set_num_threads(max(1, int(smk.threads)))
     tune_allocator()
     try:
-        return func(*args, **kwargs)
+        yield
     except UserError as exc:
         log.error("%s", exc)
         sys.exit(1)

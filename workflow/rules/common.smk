@@ -1,16 +1,17 @@
-# Shared helpers: config validation (defaults filled by the schema), output paths.
-import sys
-
+# Shared helpers: config validation (defaults and derived paths filled by brownface.config),
+# the two model specs every sampling job gets, and output, log and checkpoint paths.
 from brownface import config as brownface_config
-from brownface.errors import UserError
+from brownface.models.fr import reference_fr_spec
+from brownface.models.generator import generator_spec as brownface_generator_spec
+from brownface.runlog import or_exit
+from brownface.store import checkpoint_path
+from brownface.world.layout import REFERENCE_FR_NAME, world_paths
+from brownface.world.stages import world_inputs
 
-try:
-    brownface_config.validate(config, source="config")
-except UserError as exc:
-    sys.stderr.write(f"brownface: error: {exc}\n")
-    sys.exit(1)
+or_exit(brownface_config.validate, config, source="config")
 
 RESULTS = config["results"]
+WORLD_PATHS = world_paths(RESULTS)
 
 
 def results(*parts):
@@ -28,33 +29,30 @@ def benchmarks(*parts):
     return results("benchmarks", *parts)
 
 
-WORLD_CORE = ("seed", "resolution", "identity_dim", "z_dim", "w_dim")
+def checkpoint_of(output):
+    """The resume file of the job whose main output is ``output`` (kept after the job; cleared
+    by onsuccess once the output is accepted, see brownface.store.checkpoint)."""
+    return checkpoint_path(RESULTS, output)
 
 
-def world_params(section=None, keys=None):
-    """The world keys a job depends on (the generator's, plus a section or only some of its
-    keys), so changing one data set's settings reruns only that data set."""
-    params = {k: config["world"][k] for k in WORLD_CORE}
-    if section is not None:
-        values = config["world"][section]
-        params[section] = {k: values[k] for k in (keys or values)}
-    return params
+def generator_spec(*unused):
+    """The generator spec as a job param; ``unused`` names settings (truncation_psi,
+    noise_mode) the job never reads, left out so that changing them does not rerun it.
+    """
+    return or_exit(brownface_generator_spec, config, unused).to_dict()
+
+
+REFERENCE_FR = reference_fr_spec(config["reference_fr"]).to_dict()
 
 
 def model_file(model):
     """The model.pt of a model name: the world's reference network or a trained dataset."""
-    if model == "world_reference_fr":
-        return results("world", "reference_fr", "model.pt")
+    if model == REFERENCE_FR_NAME:
+        return WORLD_PATHS["reference_fr"]
     return results("training", model, "model.pt")
 
 
-def multipie_root():
-    """The Multi-PIE tree the covariates are fitted on (the world's by default)."""
-    return config["covariates"]["multipie"] or results("world", "multipie")
-
-
-def multipie_landmarks():
-    """Its 5-point landmark file."""
-    return config["covariates"]["landmarks"] or results(
-        "world", "multipie_landmarks.csv"
-    )
+def world_params(section=None, keys=None):
+    """The world keys a data set depends on (the renderer's, plus a section or some of its
+    keys), so changing one data set's settings rebuilds only that data set."""
+    return world_inputs(config["world"], section, keys)

@@ -3,8 +3,8 @@
 
 rule project_multipie:
     input:
-        root=multipie_root(),
-        landmarks=multipie_landmarks(),
+        root=config["covariates"]["multipie"],
+        landmarks=config["covariates"]["landmarks"],
     output:
         shard=results("covariates", "projections", "shard{shard}.h5"),
     log:
@@ -19,24 +19,21 @@ rule project_multipie:
     resources:
         mem_mb=4000,
     params:
-        generator=config["generator"],
-        world=world_params(),
+        generator=generator_spec("truncation_psi", "noise_mode"),
         projection=config["covariates"]["projection"],
         subsets=config["covariates"]["subsets"],
         shards=config["covariates"]["shards"],
         seed=config["seed"],
         device=config["device"],
-        checkpoint=lambda wc: results(
-            "checkpoints", "projections", f"shard{wc.shard}.h5"
-        ),
+        checkpoint=lambda wc, output: checkpoint_of(output.shard),
     script:
         "../scripts/project_multipie.py"
 
 
 rule merge_projections:
     input:
-        root=multipie_root(),
-        landmarks=multipie_landmarks(),
+        root=config["covariates"]["multipie"],
+        landmarks=config["covariates"]["landmarks"],
         shards=expand(
             results("covariates", "projections", "shard{shard:03d}.h5"),
             shard=range(config["covariates"]["shards"]),

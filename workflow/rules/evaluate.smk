@@ -27,7 +27,7 @@ rule evaluate_verification:
 rule evaluation:
     input:
         expand(
-            results("evaluation", "world_reference_fr", "{vset}.json"),
+            results("evaluation", REFERENCE_FR_NAME, "{vset}.json"),
             vset=config["verification_sets"],
         ),
 

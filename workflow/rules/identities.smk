@@ -26,13 +26,10 @@ rule sample_identities:
     params:
         recipe=lambda wc: config["identities"][wc.identities],
         seed=config["seed"],
-        generator=config["generator"],
-        world=world_params(),
-        reference_fr=config["reference_fr"],
+        generator=generator_spec(),
+        reference_fr=REFERENCE_FR,
         device=config["device"],
-        checkpoint=lambda wc: results(
-            "checkpoints", "identities", f"{wc.identities}.h5"
-        ),
+        checkpoint=lambda wc, output: checkpoint_of(output.identities),
     script:
         "../scripts/sample_identities.py"
 

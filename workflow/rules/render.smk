@@ -1,4 +1,4 @@
-# Rendering a dataset's variations into the training layout (images/ + index.csv).
+# Rendering a dataset's variations into the dataset layout (images/ + index.csv).
 
 
 rule render_dataset:
@@ -18,8 +18,8 @@ rule render_dataset:
     resources:
         mem_mb=4000,
     params:
-        generator=config["generator"],
-        world=world_params(),
+        generator=generator_spec("truncation_psi"),
         image_size=config["training"]["recipe"]["input_size"],
+        device=config["device"],
     script:
         "../scripts/render_dataset.py"

@@ -6,7 +6,7 @@ rule report_verification:
     input:
         results=expand(
             results("evaluation", "{model}", "{vset}.json"),
-            model=["world_reference_fr", *config["datasets"]],
+            model=[REFERENCE_FR_NAME, *config["datasets"]],
             vset=config["verification_sets"],
         ),
     output:

@@ -1,4 +1,4 @@
-# FR training on a dataset in the rendered layout (results/datasets/<name>/rendered/:
+# FR training on a dataset in the dataset layout (results/datasets/<name>/rendered/:
 # images/ + index.csv), rendered from the dataset's variations or placed there by the user.
 
 
@@ -27,7 +27,7 @@ rule train_fr:
         validation={
             n: config["verification_sets"][n] for n in config["training"]["validation"]
         },
-        checkpoint=lambda wc: results("checkpoints", "training", f"{wc.dataset}.pt"),
+        checkpoint=lambda wc, output: checkpoint_of(output.model),
         device=config["device"],
     script:
         "../scripts/train_fr.py"

@@ -31,18 +31,16 @@ rule sample_variations:
     resources:
         mem_mb=8000,
     params:
+        recipe_name=lambda wc: config["datasets"][wc.dataset]["variations"],
         recipe=lambda wc: config["variations"][
             config["datasets"][wc.dataset]["variations"]
         ],
         shards=lambda wc: config["datasets"][wc.dataset]["shards"],
         seed=config["seed"],
-        generator=config["generator"],
-        world=world_params(),
-        reference_fr=config["reference_fr"],
+        generator=generator_spec("truncation_psi"),
+        reference_fr=REFERENCE_FR,
         device=config["device"],
-        checkpoint=lambda wc: results(
-            "checkpoints", "variations", wc.dataset, f"shard{wc.shard}.h5"
-        ),
+        checkpoint=lambda wc, output: checkpoint_of(output.shard),
     script:
         "../scripts/sample_variations.py"
 

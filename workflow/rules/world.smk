@@ -1,12 +1,13 @@
 # The procedural face world: the demo's Multi-PIE and benchmark sets, in the real formats.
+# The paths other stages read by default come from brownface.world.layout (WORLD_PATHS).
 
 WORLD = results("world")
 
 
 rule build_world_multipie:
     output:
-        root=directory(f"{WORLD}/multipie"),
-        landmarks=f"{WORLD}/multipie_landmarks.csv",
+        root=directory(WORLD_PATHS["multipie"]),
+        landmarks=WORLD_PATHS["landmarks"],
     log:
         logs("world", "build_world_multipie.log"),
     benchmark:
@@ -24,7 +25,7 @@ rule build_world_multipie:
 
 rule build_world_lfw:
     output:
-        lfw_bin=f"{WORLD}/benchmarks/lfw.bin",
+        lfw_bin=WORLD_PATHS["lfw"],
         tree=directory(f"{WORLD}/benchmarks/lfw"),
         pairs=f"{WORLD}/benchmarks/pairs.txt",
     log:
@@ -46,7 +47,7 @@ rule build_world_lfw:
 
 rule build_world_cfp_fp:
     output:
-        cfp_fp_bin=f"{WORLD}/benchmarks/cfp_fp.bin",
+        cfp_fp_bin=WORLD_PATHS["cfp_fp"],
     log:
         logs("world", "build_world_cfp_fp.log"),
     benchmark:
@@ -126,7 +127,7 @@ rule train_world_reference_fr:
         lfw=rules.build_world_lfw.output.lfw_bin,
         cfp_fp=rules.build_world_cfp_fp.output.cfp_fp_bin,
     output:
-        model=f"{WORLD}/reference_fr/model.pt",
+        model=WORLD_PATHS["reference_fr"],
         train_log=f"{WORLD}/reference_fr/train_log.csv",
         validation=f"{WORLD}/reference_fr/validation.json",
     log:
@@ -140,7 +141,7 @@ rule train_world_reference_fr:
         mem_mb=4000,
     params:
         recipe=config["world"]["reference_fr"]["recipe"],
-        checkpoint=f"{WORLD}/checkpoints/reference_fr.pt",
+        checkpoint=lambda wc, output: checkpoint_of(output.model),
         device=config["device"],
     script:
         "../scripts/train_world_reference_fr.py"

@@ -1,13 +1,9 @@
 """Adapter: the world's Multi-PIE-layout set."""
 
-from brownface.runlog import run_stage
-from brownface.world.build import build_world_multipie
+from brownface.runlog import snakemake_job
+from brownface.world.stages import build_world_multipie
 
 if __name__ == "__main__":
-    run_stage(
-        snakemake,
-        build_world_multipie,
-        snakemake.params.world,
-        root=snakemake.output.root,
-        landmarks=snakemake.output.landmarks,
-    )
+    out = snakemake.output
+    with snakemake_job(snakemake):
+        build_world_multipie(snakemake.params.world, root=out.root, landmarks=out.landmarks)

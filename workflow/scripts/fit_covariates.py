@@ -1,16 +1,16 @@
 """Adapter: one linear SVM per covariate into covariates.h5."""
 
-from brownface.covariates.stages import run_fit
-from brownface.runlog import run_stage
+from brownface.covariates.reader import SubsetRules
+from brownface.covariates.stages import fit_covariates
+from brownface.runlog import snakemake_job
 
 if __name__ == "__main__":
     p = snakemake.params
-    run_stage(
-        snakemake,
-        run_fit,
-        snakemake.input.projections,
-        out=snakemake.output.covariates,
-        subsets=p.subsets,
-        folds=p.folds,
-        seed=p.seed,
-    )
+    with snakemake_job(snakemake):
+        fit_covariates(
+            SubsetRules.from_config(p.subsets),
+            projections=snakemake.input.projections,
+            out=snakemake.output.covariates,
+            folds=p.folds,
+            seed=p.seed,
+        )

@@ -1,16 +1,16 @@
 """Adapter: merge the projection shards (disjoint and complete)."""
 
-from brownface.covariates.stages import run_merge
-from brownface.runlog import run_stage
+from brownface.covariates.reader import SubsetRules
+from brownface.covariates.stages import merge_projections
+from brownface.runlog import snakemake_job
 
 if __name__ == "__main__":
-    run_stage(
-        snakemake,
-        run_merge,
-        list(snakemake.input.shards),
-        root=snakemake.input.root,
-        landmarks=snakemake.input.landmarks,
-        subsets=snakemake.params.subsets,
-        out=snakemake.output.projections,
-        quality=snakemake.output.quality,
-    )
+    with snakemake_job(snakemake):
+        merge_projections(
+            list(snakemake.input.shards),
+            SubsetRules.from_config(snakemake.params.subsets),
+            root=snakemake.input.root,
+            landmarks=snakemake.input.landmarks,
+            out=snakemake.output.projections,
+            quality=snakemake.output.quality,
+        )

@@ -1,23 +1,24 @@
 """Adapter: project one shard of the Multi-PIE training images into W."""
 
-from brownface.covariates.stages import run_projection
-from brownface.runlog import run_stage
+from brownface.covariates.projection import ProjectionParams
+from brownface.covariates.reader import SubsetRules
+from brownface.covariates.stages import project_multipie
+from brownface.models.generator import GeneratorSpec
+from brownface.runlog import snakemake_job
 
 if __name__ == "__main__":
     p = snakemake.params
-    run_stage(
-        snakemake,
-        run_projection,
-        p.generator,
-        world=p.world,
-        root=snakemake.input.root,
-        landmarks=snakemake.input.landmarks,
-        out=snakemake.output.shard,
-        shard=int(snakemake.wildcards.shard),
-        shards=p.shards,
-        projection=p.projection,
-        subsets=p.subsets,
-        seed=p.seed,
-        device=p.device,
-        checkpoint=p.checkpoint,
-    )
+    with snakemake_job(snakemake):
+        project_multipie(
+            GeneratorSpec.from_dict(p.generator),
+            ProjectionParams.from_config(p.projection),
+            SubsetRules.from_config(p.subsets),
+            root=snakemake.input.root,
+            landmarks=snakemake.input.landmarks,
+            out=snakemake.output.shard,
+            shard=int(snakemake.wildcards.shard),
+            shards=p.shards,
+            seed=p.seed,
+            device=p.device,
+            checkpoint=p.checkpoint,
+        )

@@ -1,14 +1,13 @@
 """Adapter: the model x benchmark verification table."""
 
-from brownface.report.tables import verification_table
-from brownface.runlog import run_stage
+from brownface.report.stages import report_verification
+from brownface.runlog import snakemake_job
 
 if __name__ == "__main__":
-    run_stage(
-        snakemake,
-        verification_table,
-        list(snakemake.input.results),
-        csv=snakemake.output.csv,
-        markdown=snakemake.output.markdown,
-        latex=snakemake.output.latex,
-    )
+    with snakemake_job(snakemake):
+        report_verification(
+            list(snakemake.input.results),
+            csv=snakemake.output.csv,
+            markdown=snakemake.output.markdown,
+            latex=snakemake.output.latex,
+        )

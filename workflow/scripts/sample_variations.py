@@ -1,25 +1,27 @@
 """Adapter: one shard of a dataset's variations."""
 
-from brownface.runlog import run_stage
-from brownface.sampling.stages import run_variations
+from brownface.models.fr import FRSpec
+from brownface.models.generator import GeneratorSpec
+from brownface.runlog import snakemake_job
+from brownface.sampling.dispersion import VariationParams
+from brownface.sampling.stages import sample_variations
 
 if __name__ == "__main__":
-    p = snakemake.params
-    run_stage(
-        snakemake,
-        run_variations,
-        p.recipe,
-        dataset=snakemake.wildcards.dataset,
-        seed=p.seed,
-        shard=int(snakemake.wildcards.shard),
-        shards=p.shards,
-        identities=snakemake.input.identities,
-        covariates=snakemake.input.covariates[0] if snakemake.input.covariates else None,
-        generator=p.generator,
-        world=p.world,
-        reference_fr=p.reference_fr,
-        device=p.device,
-        out=snakemake.output.shard,
-        stats=snakemake.output.stats,
-        checkpoint=p.checkpoint,
-    )
+    p, dataset = snakemake.params, snakemake.wildcards.dataset
+    covariates = snakemake.input.covariates
+    with snakemake_job(snakemake):
+        sample_variations(
+            GeneratorSpec.from_dict(p.generator),
+            FRSpec.from_dict(p.reference_fr),
+            VariationParams.from_config(p.recipe, key=f"variations.{p.recipe_name}"),
+            dataset=dataset,
+            seed=p.seed,
+            shard=int(snakemake.wildcards.shard),
+            shards=p.shards,
+            identities=snakemake.input.identities,
+            covariates=covariates[0] if covariates else None,
+            device=p.device,
+            out=snakemake.output.shard,
+            stats=snakemake.output.stats,
+            checkpoint=p.checkpoint,
+        )

@@ -2,17 +2,19 @@
 
 from pathlib import Path
 
-from brownface.runlog import run_stage
-from brownface.train.run import train_fr
+from brownface.runlog import snakemake_job
+from brownface.train.recipe import TrainRecipe
+from brownface.train.stages import train_fr
 
 if __name__ == "__main__":
-    run_stage(
-        snakemake,
-        train_fr,
-        snakemake.params.recipe,
-        data_root=snakemake.input.data,
-        out_dir=Path(snakemake.output.model).parent,
-        checkpoint=snakemake.params.checkpoint,
-        validation=snakemake.params.validation,
-        device=snakemake.params.device,
-    )
+    p = snakemake.params
+    with snakemake_job(snakemake):
+        train_fr(
+            TrainRecipe.from_config(p.recipe),
+            name=snakemake.wildcards.dataset,
+            data_root=snakemake.input.data,
+            out_dir=Path(snakemake.output.model).parent,
+            checkpoint=p.checkpoint,
+            validation=p.validation,
+            device=p.device,
+        )

@@ -12,8 +12,8 @@ scalar; the reference mapped them with psi 0.5, apparently by accident: ``w_stat
 reference's loss is the LPIPS-style VGG16 distance alone; it needs NVIDIA's ``vgg16.pkl``, which
 we do not load (pickles run code). Instead ``params.vgg16`` names a plain weights file for our
 own VGG16 (see :func:`load_perceptual`) and pixel MSE on [-1, 1] images is the default
-loss, the only one the demo world uses. The world has no synthesis noise; a StyleGAN adapter
-must synthesise with constant noise here (the reference optimises no noise buffers for the
+loss, the only one the demo world uses. The world has no synthesis noise; the projection stage
+loads every generator with constant noise (the reference optimises no noise buffers for the
 256-pixel StyleGAN2 it uses).
 
 Images are optimised in batches of ``batch_size`` whose latents are independent: the loss is a
@@ -27,19 +27,18 @@ rows, the current batch's latents and Adam moments, and the step).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from brownface.config import check_number_fields, from_section
+from brownface.config import check_params, defaults, from_section
 from brownface.covariates.align import align_tree, landmark_problem
 from brownface.covariates.landmarks import read_landmarks
 from brownface.covariates.multipie import MultiPieImage
@@ -53,61 +52,53 @@ from brownface.covariates.reader import (
 )
 from brownface.errors import UserError
 from brownface.imageio import from_uint8
+from brownface.models.generator import GeneratorBase
 from brownface.runlog import progress
 from brownface.seeding import torch_generator
 from brownface.sharding import shard_range
 from brownface.store import (
     ProjectionStore,
-    StoreError,
     load_matching_checkpoint,
+    run_key,
     save_checkpoint,
+    shard_provenance,
 )
 
 log = logging.getLogger(__name__)
 
 LOOP = "projection"
+_D = defaults("projection")
 
 
 @dataclass(frozen=True)
 class ProjectionParams:
-    """Projector settings (config ``covariates.projection``); defaults are the reference's."""
+    """Projector settings (config ``covariates.projection``); defaults and limits are the
+    schema's ``projection`` (the reference's values)."""
 
-    steps: int = 1000  # Adam steps per image
-    batch_size: int = 16  # images optimised together (independent latents)
-    learning_rate: float = 0.1  # peak learning rate
-    lr_rampup: float = 0.05  # fraction of the steps of linear warm-up
-    lr_rampdown: float = 0.25  # fraction of the steps of cosine ramp-down
-    noise_factor: float = 0.05  # initial latent noise, in units of w_std
-    noise_ramp: float = 0.75  # fraction of the steps over which the noise fades out
-    w_avg_samples: int = 10_000  # mapped samples for w_avg and w_std
-    w_stats_psi: float = 1.0  # truncation of those samples (the reference used 0.5)
-    pixel_weight: float = 1.0  # weight of the pixel MSE (images in [-1, 1])
-    vgg16: str | None = None  # VGG16 weights file for the perceptual term; None = no term
-    perceptual_weight: float = 1.0  # weight of the perceptual term (with vgg16)
-    max_loss: float = 0.1  # images whose final loss exceeds this are not fitted (MSE 0.1: 16 dB)
-    checkpoint_every: int = 100  # steps between checkpoints (0 = only on abort)
+    CONFIG_KEY: ClassVar[str] = "covariates.projection"  # named in error messages
+
+    steps: int = _D["steps"]  # Adam steps per image
+    batch_size: int = _D["batch_size"]  # images optimised together (independent latents)
+    learning_rate: float = _D["learning_rate"]  # peak learning rate
+    lr_rampup: float = _D["lr_rampup"]  # fraction of the steps of linear warm-up
+    lr_rampdown: float = _D["lr_rampdown"]  # fraction of the steps of cosine ramp-down
+    noise_factor: float = _D["noise_factor"]  # initial latent noise, in units of w_std
+    noise_ramp: float = _D["noise_ramp"]  # fraction of the steps over which the noise fades
+    w_avg_samples: int = _D["w_avg_samples"]  # mapped samples for w_avg and w_std
+    w_stats_psi: float = _D["w_stats_psi"]  # truncation of those samples (reference: 0.5)
+    pixel_weight: float = _D["pixel_weight"]  # weight of the pixel MSE (images in [-1, 1])
+    vgg16: str | None = _D["vgg16"]  # VGG16 weights for the perceptual term; None = no term
+    perceptual_weight: float = _D["perceptual_weight"]  # weight of the perceptual term
+    max_loss: float = _D["max_loss"]  # images whose final loss exceeds this are not fitted
+    checkpoint_every: int = _D["checkpoint_every"]  # steps between checkpoints (0 = on abort)
 
     def __post_init__(self) -> None:
-        def bad(key: str, want: str) -> UserError:
-            got = getattr(self, key)
-            return UserError(f"config covariates.projection.{key}: must be {want}, got {got!r}")
-
-        check_number_fields(self, bad)
-        for key in ("steps", "batch_size", "w_avg_samples"):
-            if getattr(self, key) < 1:
-                raise bad(key, ">= 1")
-        for key in ("lr_rampup", "lr_rampdown", "noise_ramp", "w_stats_psi"):
-            if not 0 < getattr(self, key) <= 1:
-                raise bad(key, "in (0, 1]")
-        for key in ("learning_rate", "noise_factor", "pixel_weight", "perceptual_weight"):
-            if getattr(self, key) < 0:
-                raise bad(key, ">= 0")
-        if self.checkpoint_every < 0:
-            raise bad("checkpoint_every", ">= 0")
-        if self.max_loss <= 0:
-            raise bad("max_loss", "> 0")
+        check_params(self, "projection", self.CONFIG_KEY)
         if self.pixel_weight == 0 and (self.vgg16 is None or self.perceptual_weight == 0):
-            raise bad("pixel_weight", "> 0 when there is no perceptual term")
+            raise UserError(
+                "config covariates.projection.pixel_weight: must be > 0 when there is no "
+                "perceptual term (vgg16 and perceptual_weight)"
+            )
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> ProjectionParams:
@@ -175,15 +166,6 @@ def _image_loss(
     return loss
 
 
-def _fingerprint(images: torch.Tensor, keys: list[int], params, seed, generator) -> str:
-    h = hashlib.sha256()
-    settings = {k: v for k, v in params.to_dict().items() if k != "checkpoint_every"}
-    spec = generator.spec() if hasattr(generator, "spec") else type(generator).__name__
-    h.update(json.dumps([settings, int(seed), keys, spec], sort_keys=True, default=str).encode())
-    h.update(images.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()
-
-
 def _resume(path: Path | None, key: str) -> tuple[int, dict[str, np.ndarray]] | None:
     """(batch, arrays incl. step) from a matching checkpoint, else None."""
     ckpt = load_matching_checkpoint(path, LOOP, key)
@@ -220,7 +202,7 @@ def _adam_arrays(w: torch.Tensor, opt: torch.optim.Adam) -> dict[str, np.ndarray
 
 
 def project_images(
-    generator: nn.Module,  # mapping, synthesis, w_avg, z_dim, w_dim, img_resolution
+    generator: GeneratorBase,  # mapping, synthesis, w_avg, z_dim, w_dim, img_resolution, spec
     images: torch.Tensor,  # [M, 3, R, R] in [-1, 1], aligned, R = generator.img_resolution
     params: ProjectionParams,
     checkpoint: str | Path | None = None,  # resume file; None = no checkpoints
@@ -243,7 +225,11 @@ def project_images(
     checkpoint = None if checkpoint is None else Path(checkpoint)
     w_avg, w_std = latent_stats(generator, params, seed)
     perceptual = load_perceptual(params.vgg16).to(device) if params.vgg16 else None
-    key = _fingerprint(images, keys, params, seed, generator)
+    key = run_key(
+        params,
+        [int(seed), keys, generator.spec.provenance()],
+        [images.detach().cpu().float().numpy()],
+    )
 
     w_out = np.zeros((m, w_dim), np.float32)
     loss_out = np.zeros(m, np.float32)
@@ -318,7 +304,7 @@ def project_images(
 
 
 # ---------------------------------------------------------------------------------------------
-# The stage: a shard of the Multi-PIE training images, and the merge of the shards.
+# A shard of the Multi-PIE training images (merged with brownface.store.merge_shards).
 
 
 @dataclass(frozen=True)
@@ -360,7 +346,7 @@ def plan_projection(
 
 
 def project_shard(
-    generator: nn.Module,
+    generator: GeneratorBase,
     root: str | Path,  # Multi-PIE root
     landmarks_csv: str | Path,  # 5-point landmarks of the tree (landmarks.py format)
     out: str | Path,  # this shard's projections store
@@ -418,67 +404,15 @@ def project_shard(
             "stage": "projections",
             "multipie": str(root),
             "landmarks": str(landmarks_csv),
-            "generator": generator.spec() if hasattr(generator, "spec") else None,
+            "generator": generator.spec.provenance(),
             "projection_params": params.to_dict(),
             "subsets": rules.to_dict(),
             "seed": int(seed),
             "images": m,
             "image_list_sha256": plan.digest(),
             "left_out": [list(f) for f in plan.failures],
-            "shard": {"index": shard, "count": shards, "start": start, "stop": stop},
+            "shard": shard_provenance(shard, shards, start, stop),
         },
         attrs={"max_loss": params.max_loss},
     ).write(out)
-    if checkpoint is not None:
-        Path(checkpoint).unlink(missing_ok=True)
     return Path(out)
-
-
-def merge_projection_shards(
-    paths: Sequence[str | Path], out: str | Path, expected: int | None = None
-) -> Path:
-    """Merge projection shards into one store, identical to what one shard would give.
-
-    Refuses shards of different runs (provenance or attributes differ apart from ``shard``),
-    overlapping or missing image ranges, and a total other than ``expected`` (if given).
-    """
-    out = Path(out)
-    if not paths:
-        raise StoreError(f"{out}: cannot merge projection shards: no shard files given")
-    stores = [(Path(p), ProjectionStore.read(p)) for p in paths]
-    ranges = []
-    for path, store in stores:
-        shard = store.provenance.get("shard")
-        if not isinstance(shard, dict) or not {"start", "stop"} <= set(shard):
-            raise StoreError(f"{path}: not a projection shard (no shard range in its provenance)")
-        if len(store) != shard["stop"] - shard["start"]:
-            raise StoreError(
-                f"{path}: holds {len(store)} rows, but its shard range is images "
-                f"{shard['start']}..{shard['stop'] - 1}"
-            )
-        ranges.append((int(shard["start"]), int(shard["stop"]), path, store))
-    ranges.sort(key=lambda r: (r[0], r[1]))
-    first = ranges[0][3]
-    common = {k: v for k, v in first.provenance.items() if k != "shard"}
-    for _, _, path, store in ranges[1:]:
-        mine = {k: v for k, v in store.provenance.items() if k != "shard"}
-        if mine != common or store.attrs != first.attrs:
-            raise StoreError(f"{path}: shard of another run than {ranges[0][2]}")
-    total = int(common.get("images", -1))
-    if expected is not None and total != expected:
-        raise StoreError(f"{out}: shards project {total} images, expected {expected}")
-    position = 0
-    for start, stop, path, _ in ranges:
-        if start != position:
-            what = "overlaps the previous shard"
-            if start > position:
-                what = f"leaves images {position}..{start - 1} in no shard"
-            raise StoreError(f"{out}: cannot merge: {path} starts at image {start} and {what}")
-        position = stop
-    if position != total:
-        raise StoreError(f"{out}: cannot merge: images {position}..{total - 1} are in no shard")
-    merged = {
-        fld.name: np.concatenate([getattr(r[3], fld.name) for r in ranges])
-        for fld in ProjectionStore.FIELDS
-    }
-    return ProjectionStore(**merged, provenance=common, attrs=dict(first.attrs)).write(out)

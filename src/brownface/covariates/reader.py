@@ -25,26 +25,16 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from brownface.config import from_section
-from brownface.covariates.multipie import (
-    ALL_CAMERAS,
-    EXPRESSIONS,
-    FLASHES,
-    FRONTAL_CAMERA,
-    MultiPieImage,
-    parse_relpath,
-)
+from brownface.config import check_params, defaults, from_section
+from brownface.covariates.multipie import EXPRESSIONS, MultiPieImage, parse_relpath
 from brownface.errors import UserError
 
 #: Names of the seven covariate directions, in the order they are fitted and stored.
 COVARIATES: tuple[str, ...] = ("pose", "illumination", *EXPRESSIONS[1:])
-LEFT_CAMERAS: tuple[str, ...] = ("11_0", "12_0", "09_0", "08_0", "13_0", "14_0")
-RIGHT_CAMERAS: tuple[str, ...] = ("05_0", "04_1", "19_0", "20_0", "01_0", "24_0")
-FRONTAL_FLASH = 7
 
 _SESSION = re.compile(r"session\d{2}")
 
@@ -116,54 +106,36 @@ def read_multipie(root: str | Path, ext: str = "png") -> MultiPieTree:
 # Training subsets.
 
 
-_KEY = "covariates.subsets"
-_CAMERA_FIELDS = ("pose_negative", "pose_positive", "illumination_cameras", "expression_cameras")
-_FLASH_FIELDS = (
-    "pose_flashes",
-    "illumination_negative",
-    "illumination_positive",
-    "expression_flashes",
-)
 _OPPOSED = (("pose_negative", "pose_positive"), ("illumination_negative", "illumination_positive"))
-
-
-def _bad(key: str, want: str, got: Any) -> UserError:
-    return UserError(f"config {_KEY}.{key}: must list {want}, got {got!r}")
+_D = defaults("subsets")
 
 
 @dataclass(frozen=True)
 class SubsetRules:
-    """Which images train each SVM (config ``covariates.subsets``); defaults are the paper's."""
+    """Which images train each SVM (config ``covariates.subsets``); defaults and limits are the
+    schema's ``subsets`` (the paper's: the cameras and flashes of the module docstring)."""
 
-    pose_negative: tuple[str, ...] = LEFT_CAMERAS  # pose label 0 cameras
-    pose_positive: tuple[str, ...] = RIGHT_CAMERAS  # pose label 1 cameras
-    pose_flashes: tuple[int, ...] = (FRONTAL_FLASH,)  # flashes of the pose images
-    illumination_cameras: tuple[str, ...] = (FRONTAL_CAMERA,)
-    illumination_negative: tuple[int, ...] = (1, 2, 3)  # illumination label 0 flashes
-    illumination_positive: tuple[int, ...] = (11, 12, 13)  # illumination label 1 flashes
-    expression_cameras: tuple[str, ...] = (FRONTAL_CAMERA,)
-    expression_flashes: tuple[int, ...] = (FRONTAL_FLASH,)
-    subjects: tuple[int, ...] | None = None  # training subjects; None = every subject
+    CONFIG_KEY: ClassVar[str] = "covariates.subsets"  # named in error messages
+
+    pose_negative: tuple[str, ...] = _D["pose_negative"]  # pose label 0 cameras
+    pose_positive: tuple[str, ...] = _D["pose_positive"]  # pose label 1 cameras
+    pose_flashes: tuple[int, ...] = _D["pose_flashes"]  # flashes of the pose images
+    illumination_cameras: tuple[str, ...] = _D["illumination_cameras"]
+    illumination_negative: tuple[int, ...] = _D["illumination_negative"]  # label 0 flashes
+    illumination_positive: tuple[int, ...] = _D["illumination_positive"]  # label 1 flashes
+    expression_cameras: tuple[str, ...] = _D["expression_cameras"]
+    expression_flashes: tuple[int, ...] = _D["expression_flashes"]
+    subjects: tuple[int, ...] | None = _D["subjects"]  # training subjects; None = every one
 
     def __post_init__(self) -> None:
         for f in fields(self):
             if getattr(self, f.name) is not None:
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))  # YAML lists
-        for key in _CAMERA_FIELDS:
-            for cam in getattr(self, key):
-                if cam not in ALL_CAMERAS:
-                    raise _bad(key, f"cameras among {', '.join(ALL_CAMERAS)}", cam)
-        for key in _FLASH_FIELDS:
-            for flash in getattr(self, key):
-                if isinstance(flash, bool) or flash not in FLASHES:
-                    raise _bad(key, "flash ids 0..18", flash)
-        for subject in self.subjects or ():
-            if isinstance(subject, bool) or not isinstance(subject, int) or subject < 1:
-                raise _bad("subjects", "positive subject ids", subject)
+        check_params(self, "subsets", self.CONFIG_KEY)
         for a, b in _OPPOSED:
             common = sorted(set(getattr(self, a)) & set(getattr(self, b)))
             if common:
-                raise UserError(f"config {_KEY}: {a} and {b} share {common[0]!r}")
+                raise UserError(f"config covariates.subsets: {a} and {b} share {common[0]!r}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any] | None) -> SubsetRules:

@@ -151,7 +151,7 @@ def _images(store: ProjectionStore) -> list[MultiPieImage]:
     ]
 
 
-def fit_covariates(
+def fit_covariate_directions(
     projections: str | Path,  # projections.h5
     out: str | Path,  # covariates.h5
     rules: SubsetRules | None = None,

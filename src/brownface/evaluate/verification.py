@@ -58,16 +58,20 @@ class VerificationResult:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> VerificationResult:
-        """Inverse of :meth:`to_json`; other keys (``model``, ``dataset``) are ignored."""
+        """Inverse of :meth:`to_json`; other keys (``model``, ``benchmark``, ...) are ignored."""
         fields = {k: data[k] for k in cls.__dataclass_fields__}
         return cls(**{k: float("nan") if v is None else v for k, v in fields.items()})
 
 
 def write_result_json(
-    path: str | Path, result: VerificationResult, model: str, dataset: str
+    path: str | Path,
+    result: VerificationResult,
+    model: str,  # the model's name
+    benchmark: str,  # the verification set's name
+    provenance: dict[str, Any] | None = None,  # what else identifies the model and the set
 ) -> None:
     """Write the result atomically as sorted, 2-space-indented JSON (same result, same bytes)."""
-    data = {"model": model, "dataset": dataset, **result.to_json()}
+    data = {"model": model, "benchmark": benchmark, **(provenance or {}), **result.to_json()}
     text = json.dumps(data, sort_keys=True, indent=2, allow_nan=False) + "\n"
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

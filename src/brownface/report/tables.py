@@ -16,18 +16,20 @@ from brownface.store import atomic_path
 
 
 def collect(results: list[str | Path]) -> pd.DataFrame:
-    """Evaluation JSONs -> a long table (model, dataset, accuracy %, std %, n_pairs)."""
+    """Evaluation JSONs -> a long table (model, benchmark, accuracy %, std %, n_pairs)."""
     rows = []
     for path in results:
         try:
             data = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise UserError(f"{path}: not a readable evaluation result ({exc})") from None
-        model = Path(path).parent.name
+        missing = [k for k in ("model", "benchmark", "accuracy", "std", "n_pairs") if k not in data]
+        if missing:
+            raise UserError(f"{path}: evaluation result has no {missing[0]!r}")
         rows.append(
             dict(
-                model=model,
-                benchmark=data["dataset"],
+                model=data["model"],
+                benchmark=data["benchmark"],
                 accuracy=100 * data["accuracy"],
                 std=100 * data["std"],
                 n_pairs=data["n_pairs"],

@@ -1,75 +1,21 @@
-"""Training data: the rendered dataset layout, read into batches reproducibly.
+"""Training data: a dataset (``brownface.dataset.layout``) read into batches reproducibly.
 
-A dataset is ``images/<identity:06d>/<label>.<ext>`` plus ``index.csv`` with columns
-``path,identity,label`` (paths relative to the dataset root). Classes are the sorted distinct
-identities. Every sample's augmentation draws from its own generator seeded by (seed, epoch,
-sample), and the epoch's order from (seed, epoch), so a resumed run, any number of DataLoader
-workers and any number of DDP ranks see exactly the same batches.
+Every sample's augmentation draws from its own generator seeded by (seed, epoch, sample), and
+the epoch's order from (seed, epoch), so a resumed run, any number of DataLoader workers and
+any number of DDP ranks see exactly the same batches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from brownface.errors import UserError
+from brownface.dataset.layout import DatasetIndex
 from brownface.seeding import torch_generator
-
-INDEX_COLUMNS = ("path", "identity", "label")
-
-
-@dataclass
-class DatasetIndex:
-    """The rows of ``index.csv`` and their class numbers."""
-
-    root: Path
-    paths: list[str]
-    identities: np.ndarray  # int64 [N]
-    labels: list[str]
-    classes: np.ndarray  # int64 [N], 0..num_classes-1 in sorted identity order
-
-    @property
-    def num_classes(self) -> int:
-        return int(self.classes.max()) + 1 if len(self.classes) else 0
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-
-def write_index(root: Path, rows: list[tuple[str, int, str]]) -> None:
-    """Write ``index.csv`` (path, identity, label) sorted by path."""
-    frame = pd.DataFrame(sorted(rows), columns=list(INDEX_COLUMNS))
-    frame.to_csv(Path(root) / "index.csv", index=False, lineterminator="\n")
-
-
-def read_index(root: str | Path) -> DatasetIndex:
-    """Read ``<root>/index.csv``; refuse a missing file, wrong columns or missing images."""
-    root = Path(root)
-    path = root / "index.csv"
-    if not path.is_file():
-        raise UserError(f"{path}: no index.csv; expected a rendered dataset (images/ + index.csv)")
-    try:
-        frame = pd.read_csv(path, dtype={"path": str, "identity": "int64", "label": str})
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise UserError(f"{path}: not a valid index ({str(exc).splitlines()[0]})") from None
-    if tuple(frame.columns) != INDEX_COLUMNS:
-        raise UserError(
-            f"{path}: expected columns {','.join(INDEX_COLUMNS)}, got {','.join(frame.columns)}"
-        )
-    if frame.empty:
-        raise UserError(f"{path}: the index lists no images")
-    missing = next((p for p in frame["path"] if not (root / p).is_file()), None)
-    if missing is not None:
-        raise UserError(f"{path}: lists {missing}, which does not exist under {root}")
-    identities = frame["identity"].to_numpy(np.int64)
-    _, classes = np.unique(identities, return_inverse=True)
-    return DatasetIndex(root, frame["path"].tolist(), identities, frame["label"].tolist(), classes)
 
 
 def load_image(path: Path, size: int | None = None) -> torch.Tensor:

@@ -9,25 +9,25 @@ have seen. Multi-GPU runs use DDP when launched by ``torchrun`` (``WORLD_SIZE`` 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from brownface.dataset.layout import dataset_fingerprint, read_index
 from brownface.errors import UserError
 from brownface.evaluate.verification import flip_fused_embeddings, verification_roc
 from brownface.models.fr import FRModel, FRSpec, build_backbone, save_fr_model
 from brownface.seeding import derive_seed, torch_generator
 from brownface.store import atomic_path
 from brownface.train.augment import Augmenter
-from brownface.train.data import EpochBatches, FaceDataset, read_index
+from brownface.train.data import EpochBatches, FaceDataset
 from brownface.train.heads import build_head
 from brownface.train.recipe import TrainRecipe
 
@@ -99,7 +99,9 @@ class _TrainNet(nn.Module):
 
 class Trainer:
     """One training run writing ``model.pt``, ``train_log.csv`` and ``validation.json`` to
-    ``out_dir`` and resuming from ``checkpoint`` when it exists."""
+    ``out_dir`` and resuming from ``checkpoint`` when it was made by this recipe on these
+    images (``brownface.dataset.layout.dataset_fingerprint``); the checkpoint is kept after
+    the run, like every stage's (``brownface.store.checkpoint``)."""
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class Trainer:
         checkpoint: Path,  # resume state (kept outside the outputs so a failed job keeps it)
         val_sets: list[ValidationSet] = (),
         device: torch.device | str = "cpu",
+        name: str | None = None,  # the model's name, recorded in its spec (e.g. the dataset's)
     ) -> None:
         self.recipe, self.out_dir, self.checkpoint = recipe, Path(out_dir), Path(checkpoint)
         self.rank, self.world, local = _distributed()
@@ -119,9 +122,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)
 
         index = read_index(data_root)
-        self.data_fingerprint = hashlib.sha256(
-            (Path(data_root) / "index.csv").read_bytes()
-        ).hexdigest()
+        self.data_fingerprint = dataset_fingerprint(index)
         cache = recipe.cache
         if cache is None:
             cache = len(index) * 3 * recipe.input_size**2 < CACHE_LIMIT
@@ -129,7 +130,15 @@ class Trainer:
         self.dataset = FaceDataset(index, recipe.input_size, augment, recipe.seed, cache=cache)
         self.num_classes = index.num_classes
 
-        self.spec = FRSpec.from_recipe(recipe)
+        training_data = {
+            "root": str(data_root),
+            "fingerprint": self.data_fingerprint,
+            "images": len(index),
+            "identities": index.num_classes,
+        }
+        self.spec = replace(
+            FRSpec.from_recipe(recipe), extra={"name": name, "training_data": training_data}
+        )
         self.model = FRModel(build_backbone(self.spec), self.spec).to(self.device)
         self.head = build_head(
             recipe.head, recipe.embedding_size, self.num_classes, **recipe.head_kwargs
@@ -148,6 +157,7 @@ class Trainer:
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict] = []
+        self.window: dict = {"losses": [], "images": 0}  # steps since the last log row
 
     # -- checkpoints ----------------------------------------------------------------------
     def state(self) -> dict:
@@ -163,6 +173,7 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "history": json.dumps(self.history),
+            "window": json.dumps(self.window),
             "recipe": self.recipe.to_json(),
             "data": self.data_fingerprint,
         }
@@ -201,12 +212,22 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.history = json.loads(state["history"])
+        self.window = json.loads(state["window"])
         log.info(
             "resumed from %s at epoch %d step %d", self.checkpoint, self.epoch, self.step_in_epoch
         )
         return True
 
     # -- the loop -------------------------------------------------------------------------
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one epoch (incomplete last batches are dropped)."""
+        return len(self.dataset) // (self.recipe.batch_size * self.world)
+
+    @property
+    def total_steps(self) -> int:
+        return self.recipe.epochs * self.steps_per_epoch
+
     def _loader(self) -> torch.utils.data.DataLoader:
         self.dataset.set_epoch(self.epoch)
         sampler = EpochBatches(
@@ -243,39 +264,52 @@ class Trainer:
         self.scaler.update()
         return float(loss.detach())
 
-    def run(self, abort_fn: Callable[[int], bool] | None = None, progress=None) -> bool:
-        """Train to the end (True) or until ``abort_fn(global_step)`` says stop (False)."""
+    def run(
+        self,
+        abort_fn: Callable[[int], bool] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> bool:
+        """Train to the end (True) or until ``abort_fn(global_step)`` says stop (False).
+
+        ``progress(step, total)`` is called once after resuming (step = the steps already
+        done) and after every step.
+        """
         if not self.try_resume():
             # Dropout draws from the global RNG: start it from the recipe's seed, whatever the
             # process did before (resumed runs restore the checkpoint's RNG state instead).
             torch.manual_seed(derive_seed(self.recipe.seed, "train/run"))
+        if progress is not None:
+            progress(self.global_step, self.total_steps)
         self.model.train()
         self.head.train()
         while self.epoch < self.recipe.epochs:
             loader = self._loader()
-            tick, seen, losses = time.perf_counter(), 0, []
+            if self.step_in_epoch == 0:
+                self.window = {"losses": [], "images": 0}
+            tick = time.perf_counter()
             for images, labels in loader:
-                losses.append(self._step(images, labels))
-                seen += images.shape[0] * self.world
+                self.window["losses"].append(self._step(images, labels))
+                self.window["images"] += images.shape[0] * self.world
                 self.step_in_epoch += 1
                 self.global_step += 1
                 if progress is not None:
-                    progress(self.global_step)
+                    progress(self.global_step, self.total_steps)
                 if self.global_step % self.recipe.log_every == 0:
                     now = time.perf_counter()
+                    losses = self.window["losses"]
                     row = dict(
                         step=self.global_step,
                         epoch=self.epoch,
                         loss=sum(losses) / len(losses),
                         lr=self.optimizer.param_groups[0]["lr"],
-                        images_per_s=seen / (now - tick),
+                        images_per_s=self.window["images"] / (now - tick),
                     )
                     self.history.append(row)
                     log.info(
                         "step %(step)d epoch %(epoch)d loss %(loss).4f lr %(lr).4g %(images_per_s).0f img/s",
                         row,
                     )
-                    tick, seen, losses = now, 0, []
+                    tick, self.window = now, {"losses": [], "images": 0}
                 if (
                     self.recipe.checkpoint_every
                     and self.global_step % self.recipe.checkpoint_every == 0

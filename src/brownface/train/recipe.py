@@ -11,43 +11,53 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
-from brownface.config import from_section
+from brownface.config import check_params, defaults, from_section
+
+_D = defaults("recipe")
 
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    arch: str = "iresnet50"  # iresnet18/34/50/100/200, or "iresnet" with explicit layers
-    layers: tuple[int, ...] | None = None  # blocks per stage; None = the arch's
-    widths: tuple[int, ...] = (64, 128, 256, 512)  # channels per stage
-    input_size: int = 112  # ArcFace-aligned crop size fed to the network
-    embedding_size: int = 512
-    dropout: float = 0.0
-    head: str = "adaface"  # adaface | arcface | cosface
-    head_kwargs: dict = field(default_factory=dict)  # e.g. {"m": 0.4, "h": 0.333, "s": 64}
-    batch_size: int = 256
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4  # on non-BN parameters and the head's class centres
-    epochs: int = 30
-    milestones: tuple[int, ...] = (12, 20, 26)  # epochs where lr is multiplied by gamma
-    gamma: float = 0.1
-    p_crop: float = 0.2
-    p_lowres: float = 0.2
-    p_photo: float = 0.2
-    p_flip: float = 0.5
-    grad_clip: float | None = None  # max gradient norm; None = no clipping
-    amp: bool = True  # mixed precision, on CUDA only
-    seed: int = 0
-    checkpoint_every: int = 0  # also checkpoint every N steps (0 = at epoch ends only)
-    log_every: int = 50  # steps between log rows
-    workers: int = 2  # DataLoader worker processes (0 = in the main process)
-    cache: bool | None = None  # decode the dataset into memory; None = when it fits in 2 GiB
+    """Every knob of a training run; defaults and limits are the schema's ``recipe``."""
+
+    CONFIG_KEY: ClassVar[str] = "training.recipe"  # named in error messages
+
+    arch: str = _D["arch"]  # iresnet18/34/50/100/200, or "iresnet" with explicit layers
+    layers: tuple[int, ...] | None = _D["layers"]  # blocks per stage; None = the arch's
+    widths: tuple[int, ...] = _D["widths"]  # channels per stage
+    input_size: int = _D["input_size"]  # ArcFace-aligned crop size fed to the network
+    embedding_size: int = _D["embedding_size"]
+    dropout: float = _D["dropout"]
+    head: str = _D["head"]  # adaface | arcface | cosface
+    head_kwargs: dict = field(default_factory=lambda: dict(_D["head_kwargs"]))  # e.g. {"m": 0.4}
+    batch_size: int = _D["batch_size"]  # images per step, over all GPUs
+    lr: float = _D["lr"]
+    momentum: float = _D["momentum"]
+    weight_decay: float = _D["weight_decay"]  # on non-BN parameters and the head's centres
+    epochs: int = _D["epochs"]
+    milestones: tuple[int, ...] = _D["milestones"]  # epochs where lr is multiplied by gamma
+    gamma: float = _D["gamma"]
+    p_crop: float = _D["p_crop"]
+    p_lowres: float = _D["p_lowres"]
+    p_photo: float = _D["p_photo"]
+    p_flip: float = _D["p_flip"]
+    grad_clip: float | None = _D["grad_clip"]  # max gradient norm; None = no clipping
+    amp: bool = _D["amp"]  # mixed precision, on CUDA only
+    seed: int = _D["seed"]
+    checkpoint_every: int = _D["checkpoint_every"]  # also every N steps (0 = at epoch ends)
+    log_every: int = _D["log_every"]  # steps between log rows
+    workers: int = _D["workers"]  # DataLoader worker processes (0 = in the main process)
+    cache: bool | None = _D["cache"]  # decode the dataset into memory; None = if < 2 GiB
+
+    def __post_init__(self) -> None:
+        check_params(self, "recipe", self.CONFIG_KEY)
 
     @classmethod
-    def from_config(cls, section: dict) -> TrainRecipe:
-        """Build from a (validated) config section; lists become tuples, unknown keys refused."""
-        return from_section(cls, section, "training recipe")
+    def from_config(cls, section: dict, key: str = "training.recipe") -> TrainRecipe:
+        """Build from a config section; lists become tuples, unknown keys are refused."""
+        return from_section(cls, section, key)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

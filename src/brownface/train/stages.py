@@ -1,4 +1,4 @@
-"""Stage entry points: train an FR model on a dataset directory; evaluate one on a set."""
+"""Stage entry point of the training rules: train an FR model on a dataset (resuming)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import logging
 from pathlib import Path
 
 from brownface.evaluate.binfile import read_bin
-from brownface.evaluate.verification import evaluate_bin, write_result_json
-from brownface.models.factory import resolve_device
-from brownface.models.fr import load_fr
+from brownface.models.device import resolve_device
 from brownface.runlog import progress
 from brownface.train.loop import Trainer, ValidationSet
 from brownface.train.recipe import TrainRecipe
@@ -27,39 +25,35 @@ def load_validation_sets(paths: dict[str, str]) -> list[ValidationSet]:
 
 
 def train_fr(
-    recipe: dict,
-    data_root: str | Path,
-    out_dir: str | Path,
-    checkpoint: str | Path,
-    validation: dict[str, str],
+    recipe: TrainRecipe,
+    *,
+    name: str,  # the model's name (its dataset's), recorded in model.pt
+    data_root: str | Path,  # a dataset: images/ + index.csv
+    out_dir: str | Path,  # model.pt, train_log.csv, validation.json
+    checkpoint: str | Path,  # resume state (kept after the run)
+    validation: dict[str, str],  # .bin sets checked after every epoch, by name
     device: str = "auto",
 ) -> None:
     """Train (or resume) and write model.pt, train_log.csv and validation.json to out_dir."""
     trainer = Trainer(
-        TrainRecipe.from_config(recipe),
+        recipe,
         Path(data_root),
         Path(out_dir),
         Path(checkpoint),
         val_sets=load_validation_sets(validation),
         device=resolve_device(device),
+        name=name,
     )
-    bar = progress(trainer.recipe.epochs * len(trainer._loader()), "training", unit="step")
-    done = trainer.global_step
-    bar.update(done)
+    bar = None
 
-    def tick(step: int) -> None:
-        bar.update(1)
+    def tick(step: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:  # the first call comes after resuming: count the steps already done
+            bar = progress(total, "training", unit="step")
+            bar.update(step)
+        else:
+            bar.update(1)
 
     trainer.run(progress=tick)
-    bar.close()
-
-
-def evaluate_verification(
-    model: str | Path, bin_path: str | Path, out: str | Path, name: str, device: str = "auto"
-) -> None:
-    """Score a brownface ``model.pt`` on a ``.bin`` set; write the result JSON."""
-    dev = resolve_device(device)
-    fr = load_fr({"kind": "brownface", "checkpoint": str(model)}, device=dev)
-    result = evaluate_bin(bin_path, fr, batch_size=128, device=dev)
-    write_result_json(out, result, model=str(model), dataset=name)
-    log.info("%s on %s: accuracy %.4f +- %.4f", model, name, result.accuracy, result.std)
+    if bar is not None:
+        bar.close()

@@ -1,6 +1,6 @@
 """Training images for the world's reference FR network, in the rendered dataset layout.
 
-``images/<identity:06d>/<k:03d>.png`` plus ``index.csv`` (path, identity, label): ArcFace-aligned
+``images/<identity:06d>/<k:03d>.png`` plus ``index.csv`` (``brownface.dataset.layout``): ArcFace-aligned
 crops of ``identities`` world people under random ("wild") pose, light and expression. The
 identities come from their own seeded stream, disjoint from the benchmark sets' people.
 """
@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 
+from brownface.dataset.layout import IndexWriter
 from brownface.imageio import encode, to_uint8
 from brownface.runlog import progress
 from brownface.seeding import torch_generator
 from brownface.store import atomic_dir
-from brownface.train.data import write_index
 from brownface.world.capture import arcface_framing, sample_nuisance
 from brownface.world.renderer import FaceParams, FaceRenderer
 
@@ -36,8 +36,8 @@ def build_fr_train_set(
     n = len(person)
     params = FaceParams.neutral(ident[person], **sample_nuisance(gen, n, "wild"))
     params = arcface_framing(renderer, params, image_size)
-    rows = []
     with atomic_dir(out_root) as tmp:
+        index = IndexWriter(tmp)
         bar = progress(n, "reference FR training set", unit="img")
         for start in range(0, n, batch):
             with torch.inference_mode():
@@ -45,11 +45,8 @@ def build_fr_train_set(
             for offset, array in enumerate(to_uint8(images)):
                 i = start + offset
                 pid, k = int(person[i]), i % images_per_identity
-                rel = f"images/{pid:06d}/{k:03d}.png"
-                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                (tmp / rel).write_bytes(encode(array, "png"))
-                rows.append((rel, pid, f"{k:03d}"))
+                index.add(f"images/{pid:06d}/{k:03d}.png", encode(array, "png"), pid, f"{k:03d}")
             bar.update(len(images))
         bar.close()
-        write_index(tmp, rows)
+        index.write()
     return n

@@ -1,6 +1,8 @@
-"""Entry points that build the world's data sets from the validated ``world`` config section.
+"""Stage entry points of the world rules, named after them.
 
-These are what the Snakemake adapters call; each writes its outputs atomically.
+The data set builders take the validated ``world`` config section: the renderer's keys
+(:data:`RENDERER_KEYS`) and their own section (:func:`world_inputs` picks exactly those, so
+changing one set's settings rebuilds only that set). Each writes its outputs atomically.
 """
 
 from __future__ import annotations
@@ -8,13 +10,37 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from brownface.models.factory import world_generator
+from brownface.train.recipe import TrainRecipe
+from brownface.train.stages import train_fr
 from brownface.world.fr_train_set import build_fr_train_set
 from brownface.world.ijb_set import build_ijbc
+from brownface.world.layout import REFERENCE_FR_NAME
 from brownface.world.multipie_set import MultiPieSpec, build_multipie
+from brownface.world.renderer import FaceRenderer
+from brownface.world.sheet import world_sheet
 from brownface.world.verification_sets import build_cfp_fp, build_lfw
 
 log = logging.getLogger(__name__)
+
+#: The world keys its renderer, and so every world data set, depends on.
+RENDERER_KEYS = ("seed", "resolution", "identity_dim")
+
+
+def world_inputs(world: dict, section: str | None = None, keys: list[str] | None = None) -> dict:
+    """The world keys a data set depends on: the renderer's, plus a section (or some of its
+    keys)."""
+    inputs = {k: world[k] for k in RENDERER_KEYS}
+    if section is not None:
+        values = world[section]
+        inputs[section] = {k: values[k] for k in (keys or values)}
+    return inputs
+
+
+def world_renderer(world: dict) -> FaceRenderer:
+    """The world's face renderer (the one inside its generator)."""
+    return FaceRenderer(
+        resolution=world["resolution"], identity_dim=world["identity_dim"], seed=world["seed"]
+    )
 
 
 def build_world_multipie(world: dict, root: Path, landmarks: Path) -> None:
@@ -27,7 +53,7 @@ def build_world_multipie(world: dict, root: Path, landmarks: Path) -> None:
         cameras=tuple(mp["cameras"]),
         flashes=tuple(mp["flashes"]),
     )
-    renderer = world_generator(world).renderer
+    renderer = world_renderer(world)
     n = build_multipie(renderer, world["seed"], Path(root), Path(landmarks), spec)
     log.info("multipie: %d images of %d subjects in %s", n, spec.subjects, root)
 
@@ -35,7 +61,7 @@ def build_world_multipie(world: dict, root: Path, landmarks: Path) -> None:
 def build_world_lfw(world: dict, lfw_bin: Path, lfw_tree: Path, lfw_pairs: Path) -> None:
     """lfw.bin, and the same pairs as an LFW tree with pairs.txt."""
     bm = world["benchmarks"]
-    renderer = world_generator(world).renderer
+    renderer = world_renderer(world)
     build_lfw(
         renderer,
         world["seed"],
@@ -52,7 +78,7 @@ def build_world_lfw(world: dict, lfw_bin: Path, lfw_tree: Path, lfw_pairs: Path)
 def build_world_cfp_fp(world: dict, cfp_fp_bin: Path) -> None:
     """cfp_fp.bin: frontal-profile pairs."""
     bm = world["benchmarks"]
-    renderer = world_generator(world).renderer
+    renderer = world_renderer(world)
     build_cfp_fp(
         renderer,
         world["seed"],
@@ -67,7 +93,7 @@ def build_world_cfp_fp(world: dict, cfp_fp_bin: Path) -> None:
 def build_world_ijbc(world: dict, root: Path) -> None:
     """The IJB-C-layout template set."""
     bm = world["benchmarks"]
-    renderer = world_generator(world).renderer
+    renderer = world_renderer(world)
     n = build_ijbc(
         renderer,
         world["seed"],
@@ -81,7 +107,7 @@ def build_world_ijbc(world: dict, root: Path) -> None:
 def build_world_fr_train(world: dict, root: Path) -> None:
     """Training images of the world's reference FR network."""
     fr = world["reference_fr"]
-    renderer = world_generator(world).renderer
+    renderer = world_renderer(world)
     n = build_fr_train_set(
         renderer,
         world["seed"],
@@ -91,3 +117,29 @@ def build_world_fr_train(world: dict, root: Path) -> None:
         image_size=fr["image_size"],
     )
     log.info("reference FR training set: %d images of %d identities", n, fr["identities"])
+
+
+def plot_world_sheet(world: dict, out: Path) -> None:
+    """The contact sheet: world identities x pose, light and expression."""
+    world_sheet(world_renderer(world), world["seed"], Path(out))
+
+
+def train_world_reference_fr(
+    recipe: TrainRecipe,
+    *,
+    data_root: Path,
+    out_dir: Path,
+    checkpoint: Path,
+    validation: dict[str, str],
+    device: str = "auto",
+) -> None:
+    """The world's off-the-shelf FR network (an ordinary training run, named for reports)."""
+    train_fr(
+        recipe,
+        name=REFERENCE_FR_NAME,
+        data_root=data_root,
+        out_dir=out_dir,
+        checkpoint=checkpoint,
+        validation=validation,
+        device=device,
+    )

@@ -81,3 +81,17 @@ def test_inspect_a_directory_says_so(tmp_path, capsys):
     assert main(["inspect", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is a directory; expected a store file" in err
+
+
+def test_inspect_digests_ignore_provenance(tmp_path, capsys):
+    for name, seed in (("a.h5", 1), ("b.h5", 2)):
+        IdentityStore(
+            identity=np.arange(3),
+            w=np.zeros((3, 4), np.float32),
+            embedding=np.ones((3, 2), np.float32),
+            provenance={"seed": seed},
+        ).write(tmp_path / name)
+    assert main(["inspect", "--digests", str(tmp_path / "a.h5"), str(tmp_path / "b.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 6 and lines[0].endswith("a.h5:embedding")
+    assert [line.split()[0] for line in lines[:3]] == [line.split()[0] for line in lines[3:]]

@@ -18,11 +18,17 @@ from brownface.runlog import tune_allocator
 
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
-    from brownface.store import summarize
+    from brownface.store import digests, summarize
 
-    if Path(args.file).is_dir():
-        raise UserError(f"{args.file}: is a directory; expected a store file (.h5)")
-    print(summarize(args.file))
+    for path in args.files:
+        if Path(path).is_dir():
+            raise UserError(f"{path}: is a directory; expected a store file (.h5)")
+    for path in args.files:
+        if args.digests:
+            for name, digest in digests(path).items():
+                print(f"{digest}  {path}:{name}")
+        else:
+            print(summarize(path))
 
 
 def seed_latent(seed: int, z_dim: int) -> torch.Tensor:
@@ -80,8 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brownface {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("inspect", help="summarise a brownface store (kind, shapes, provenance)")
-    p.add_argument("file", help="an .h5 store written by brownface")
+    p = sub.add_parser("inspect", help="summarise brownface stores (kind, shapes, provenance)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="an .h5 store written by brownface")
+    p.add_argument(
+        "--digests",
+        action="store_true",
+        help="print the sha256 of every dataset's values instead (compare runs with diff)",
+    )
     p.set_defaults(func=_cmd_inspect)
 
     p = sub.add_parser("generate", help="render one face from the configured generator")

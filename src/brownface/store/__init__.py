@@ -36,7 +36,7 @@ from brownface.store.kinds import (
     read_variations,
 )
 from brownface.store.merge import merge_shards, shard_provenance
-from brownface.store.summary import read_any, summarize
+from brownface.store.summary import digests, read_any, summarize
 
 __all__ = [
     "FORMAT_PREFIX",
@@ -50,6 +50,7 @@ __all__ = [
     "load_loop_state",
     "load_matching_checkpoint",
     "CovariateStore",
+    "digests",
     "IdentityStore",
     "ProjectionStore",
     "StoreBase",

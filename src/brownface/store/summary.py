@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -62,3 +63,21 @@ def summarize(path: PathLike) -> str:
     lines.append("provenance:")
     lines.append(json.dumps(prov, indent=2, sort_keys=True, ensure_ascii=False, default=str))
     return "\n".join(lines)
+
+
+def digests(path: PathLike) -> dict[str, str]:
+    """sha256 of every dataset's values (strings as UTF-8 lines), by dataset name.
+
+    The values only, not the file: stores whose provenance differs (another results folder,
+    another package version) but whose arrays are the same bytes have the same digests, which
+    is how a refactor proves it changed no result.
+    """
+    out = {}
+    with reading(path) as (f, _, _):
+        for name, ds in _datasets(f):
+            if h5py.check_string_dtype(ds.dtype) is not None:
+                data = "\n".join(ds.asstr()[()].tolist()).encode()
+            else:
+                data = ds[()].tobytes()
+            out[name] = hashlib.sha256(data).hexdigest()
+    return out

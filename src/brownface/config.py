@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jsonschema
 import yaml
@@ -283,3 +283,31 @@ def from_section(cls: type, section: Mapping[str, Any] | None, key: str) -> Any:
         if key != generic[len("config ") :] and text.startswith(generic):
             raise UserError(f"config {key}{text[len(generic) :]}") from None
         raise
+
+
+class SchemaParams:
+    """Base of the frozen parameter dataclasses that the schema's ``$defs`` define.
+
+    A subclass names its definition (``SCHEMA``) and its config key (``CONFIG_KEY``, named in
+    messages), takes its field defaults from ``defaults(SCHEMA)``, and may add rules that
+    involve several fields in ``check``. Built from code or from a config section, its values
+    meet the schema's limits.
+    """
+
+    SCHEMA: ClassVar[str]
+    CONFIG_KEY: ClassVar[str]
+
+    def __post_init__(self) -> None:
+        check_params(self, self.SCHEMA, self.CONFIG_KEY)
+        self.check()
+
+    def check(self) -> None:
+        """Rules across fields, beyond the schema (none by default)."""
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None, key: str | None = None) -> Any:
+        """Params from a config section (``key`` names it in errors, e.g. identities.lang)."""
+        return from_section(cls, section, key or cls.CONFIG_KEY)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -30,7 +30,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from brownface.config import check_params, defaults, from_section
+from brownface.config import SchemaParams, defaults
 from brownface.covariates.align import align_tree, landmark_problem
 from brownface.covariates.landmarks import read_landmarks
 from brownface.covariates.multipie import MultiPieImage
@@ -71,11 +71,12 @@ _D = defaults("projection")
 
 
 @dataclass(frozen=True)
-class ProjectionParams:
+class ProjectionParams(SchemaParams):
     """Projector settings (config ``covariates.projection``); defaults and limits are the
     schema's ``projection`` (the reference's values)."""
 
-    CONFIG_KEY: ClassVar[str] = "covariates.projection"  # named in error messages
+    SCHEMA: ClassVar[str] = "projection"
+    CONFIG_KEY: ClassVar[str] = "covariates.projection"
 
     steps: int = _D["steps"]  # Adam steps per image
     batch_size: int = _D["batch_size"]  # images optimised together (independent latents)
@@ -92,21 +93,12 @@ class ProjectionParams:
     max_loss: float = _D["max_loss"]  # images whose final loss exceeds this are not fitted
     checkpoint_every: int = _D["checkpoint_every"]  # steps between checkpoints (0 = on abort)
 
-    def __post_init__(self) -> None:
-        check_params(self, "projection", self.CONFIG_KEY)
+    def check(self) -> None:
         if self.pixel_weight == 0 and (self.vgg16 is None or self.perceptual_weight == 0):
             raise UserError(
                 "config covariates.projection.pixel_weight: must be > 0 when there is no "
                 "perceptual term (vgg16 and perceptual_weight)"
             )
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> ProjectionParams:
-        """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        return from_section(cls, config, "covariates.projection")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def learning_rate(step: int, params: ProjectionParams) -> float:

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from brownface.config import check_params, defaults, from_section
+from brownface.config import SchemaParams, defaults
 from brownface.covariates.multipie import EXPRESSIONS, MultiPieImage, parse_relpath
 from brownface.errors import UserError
 
@@ -111,11 +111,12 @@ _D = defaults("subsets")
 
 
 @dataclass(frozen=True)
-class SubsetRules:
+class SubsetRules(SchemaParams):
     """Which images train each SVM (config ``covariates.subsets``); defaults and limits are the
     schema's ``subsets`` (the paper's: the cameras and flashes of the module docstring)."""
 
-    CONFIG_KEY: ClassVar[str] = "covariates.subsets"  # named in error messages
+    SCHEMA: ClassVar[str] = "subsets"
+    CONFIG_KEY: ClassVar[str] = "covariates.subsets"
 
     pose_negative: tuple[str, ...] = _D["pose_negative"]  # pose label 0 cameras
     pose_positive: tuple[str, ...] = _D["pose_positive"]  # pose label 1 cameras
@@ -131,16 +132,13 @@ class SubsetRules:
         for f in fields(self):
             if getattr(self, f.name) is not None:
                 object.__setattr__(self, f.name, tuple(getattr(self, f.name)))  # YAML lists
-        check_params(self, "subsets", self.CONFIG_KEY)
+        super().__post_init__()
+
+    def check(self) -> None:
         for a, b in _OPPOSED:
             common = sorted(set(getattr(self, a)) & set(getattr(self, b)))
             if common:
                 raise UserError(f"config covariates.subsets: {a} and {b} share {common[0]!r}")
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None) -> SubsetRules:
-        """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        return from_section(cls, config, "covariates.subsets")
 
     def to_dict(self) -> dict[str, Any]:
         return {

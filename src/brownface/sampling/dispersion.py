@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -39,7 +39,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from brownface.config import check_params, defaults, from_section
+from brownface.config import SchemaParams, defaults
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import embed_all
@@ -60,11 +60,12 @@ _D = defaults("variation_recipe")
 
 
 @dataclass(frozen=True)
-class VariationParams:
+class VariationParams(SchemaParams):
     """A variations recipe (config ``variations.<name>``); defaults and limits are the
     schema's ``variation_recipe``."""
 
-    CONFIG_KEY: ClassVar[str] = "variations"  # named in error messages
+    SCHEMA: ClassVar[str] = "variation_recipe"
+    CONFIG_KEY: ClassVar[str] = "variations"
 
     algorithm: str  # dispersion | disco (dispersion from random covariate edits)
     variations: int = _D["variations"]  # A per identity (the store adds the reference)
@@ -83,21 +84,12 @@ class VariationParams:
     batch_size: int = _D["batch_size"]  # max images per forward/backward pass
     checkpoint_every: int = _D["checkpoint_every"]  # iterations between checkpoints (0 = none)
 
-    def __post_init__(self) -> None:
-        check_params(self, "variation_recipe", self.CONFIG_KEY)
+    def check(self) -> None:
         if self.timestep < 0 and self.variations < 2:
             raise UserError(
                 "config variations.variations: must be >= 2 with an adaptive (negative) "
                 f"timestep, got {self.variations}"
             )
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], key: str = "variations") -> VariationParams:
-        """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        return from_section(cls, section, key)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def group_size(self) -> int:

@@ -34,7 +34,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -43,7 +43,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from brownface.config import check_params, defaults, from_section
+from brownface.config import SchemaParams, defaults
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import embed_all
@@ -65,11 +65,12 @@ _D = defaults("identity_recipe")
 
 
 @dataclass(frozen=True)
-class IdentityParams:
+class IdentityParams(SchemaParams):
     """An identities recipe (config ``identities.<name>``): Langevin's parameters, reject's
     threshold and budget; defaults and limits are the schema's ``identity_recipe``."""
 
-    CONFIG_KEY: ClassVar[str] = "identities"  # named in error messages
+    SCHEMA: ClassVar[str] = "identity_recipe"
+    CONFIG_KEY: ClassVar[str] = "identities"
 
     algorithm: str  # random | reject | langevin
     n: int  # number of identities
@@ -88,8 +89,7 @@ class IdentityParams:
     avoid: str | None = _D["avoid"]  # identities store whose embeddings repel (reject, langevin)
     avoid_d0: float | None = _D["avoid_d0"]  # repulsion radius of the avoid set; None = d0
 
-    def __post_init__(self) -> None:
-        check_params(self, "identity_recipe", self.CONFIG_KEY)
+    def check(self) -> None:
         if self.algorithm == "langevin" and self.timestep < 0 and self.iterations and self.n < 2:
             raise UserError(
                 f"config identities.n: must be >= 2 for langevin with an adaptive (negative) "
@@ -99,14 +99,6 @@ class IdentityParams:
             raise UserError(
                 "config identities.avoid: only the reject and langevin algorithms use it"
             )
-
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], key: str = "identities") -> IdentityParams:
-        """Params from a config section; unknown keys are an error, missing keys the defaults."""
-        return from_section(cls, section, key)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     @property
     def tries(self) -> int:

@@ -13,16 +13,17 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import ClassVar
 
-from brownface.config import check_params, defaults, from_section
+from brownface.config import SchemaParams, defaults
 
 _D = defaults("recipe")
 
 
 @dataclass(frozen=True)
-class TrainRecipe:
+class TrainRecipe(SchemaParams):
     """Every knob of a training run; defaults and limits are the schema's ``recipe``."""
 
-    CONFIG_KEY: ClassVar[str] = "training.recipe"  # named in error messages
+    SCHEMA: ClassVar[str] = "recipe"
+    CONFIG_KEY: ClassVar[str] = "training.recipe"
 
     arch: str = _D["arch"]  # iresnet18/34/50/100/200, or "iresnet" with explicit layers
     layers: tuple[int, ...] | None = _D["layers"]  # blocks per stage; None = the arch's
@@ -50,14 +51,6 @@ class TrainRecipe:
     log_every: int = _D["log_every"]  # steps between log rows
     workers: int = _D["workers"]  # DataLoader worker processes (0 = in the main process)
     cache: bool | None = _D["cache"]  # decode the dataset into memory; None = if < 2 GiB
-
-    def __post_init__(self) -> None:
-        check_params(self, "recipe", self.CONFIG_KEY)
-
-    @classmethod
-    def from_config(cls, section: dict, key: str = "training.recipe") -> TrainRecipe:
-        """Build from a config section; lists become tuples, unknown keys are refused."""
-        return from_section(cls, section, key)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -95,3 +95,14 @@ def test_inspect_digests_ignore_provenance(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 6 and lines[0].endswith("a.h5:embedding")
     assert [line.split()[0] for line in lines[:3]] == [line.split()[0] for line in lines[3:]]
+
+
+def test_check_config_validates_like_the_workflow(tmp_path, capsys):
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("seed: 2\n")
+    bad.write_text("world:\n  multipie: [1, 2\n")
+    assert main(["check-config", str(good)]) == 0
+    assert "good.yaml: valid" in capsys.readouterr().out
+    assert main(["check-config", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bad.yaml: line 3 column 1: not valid YAML" in err

@@ -65,6 +65,17 @@ def _cmd_world_sheet(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
+def _cmd_check_config(args: argparse.Namespace) -> None:
+    from brownface import config as cfg
+
+    for path in args.files:
+        config = cfg.load(path)
+        print(
+            f"{path}: valid ({len(config['datasets'])} datasets, generator "
+            f"{config['generator']['kind']}, results in {config['results']}/)"
+        )
+
+
 def _cmd_edit(args: argparse.Namespace) -> None:
     from brownface import config as cfg
     from brownface.covariates.edit import edit_image
@@ -94,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the sha256 of every dataset's values instead (compare runs with diff)",
     )
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser(
+        "check-config", help="validate config files (syntax, keys, values) as the workflow does"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="a workflow config (YAML)")
+    p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("generate", help="render one face from the configured generator")
     p.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")

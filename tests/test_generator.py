@@ -49,19 +49,21 @@ def test_unread_settings_are_left_out_of_a_stage_spec():
 
 def test_fr_crop_maps_the_frame_landmarks_onto_the_arcface_template(world):
     for size in (16, 112):
-        crop = world.fr_crop(size)
+        crop = world.fr_similarity(size)
         placed = apply_matrix(world.frame_landmarks()[None], crop[None])[0]
         # A similarity fitted to 5 points: the residual is how far the world's mean face is
         # from the ArcFace template's proportions (a few per cent of the crop).
         assert (placed - arcface_template(size)).norm(dim=1).max() < 0.05 * size
     # The spec's crop replaces the kind's: the template of a 64 px frame -> x (size / 64).
     spec = replace(world.spec, crop=arcface_template(64).tolist())
-    crop = load_generator(spec).fr_crop(112)
+    crop = load_generator(spec).fr_similarity(112)
     torch.testing.assert_close(crop, torch.tensor([[1.75, 0, 0.375], [0, 1.75, 0.375]]))
 
 
 def test_bad_specs_are_one_line():
-    with pytest.raises(UserError, match="generator spec kind: expected one of 'world', got 'gan'"):
+    with pytest.raises(
+        UserError, match="generator spec kind: expected one of 'world', 'stylegan2', got 'gan'"
+    ):
         GeneratorSpec(kind="gan")
     with pytest.raises(UserError, match="noise_mode"):
         GeneratorSpec(kind="world", noise_mode="loud")

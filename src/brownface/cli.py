@@ -16,15 +16,41 @@ from brownface import __version__
 from brownface.errors import UserError
 from brownface.runlog import tune_allocator
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _is_hdf5(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == HDF5_SIGNATURE
+
+
+def _describe_checkpoint(path: str) -> str:
+    """A generator checkpoint's format, architecture, parameter count and sha256."""
+    from brownface.models.checkpoints import sha256_file
+    from brownface.models.stylegan2_checkpoints import read_stylegan2
+
+    info = read_stylegan2(path).describe()
+    lines = [f"{path}: {info.pop('architecture')} generator ({info.pop('format')})"]
+    lines.append(f"  parameters: {info.pop('parameters'):,}")
+    lines += [f"  {key}: {value}" for key, value in info.items()]
+    lines.append(f"  sha256: {sha256_file(path)}")
+    return "\n".join(lines)
+
 
 def _cmd_inspect(args: argparse.Namespace) -> None:
     from brownface.store import digests, summarize
 
     for path in args.files:
         if Path(path).is_dir():
-            raise UserError(f"{path}: is a directory; expected a store file (.h5)")
+            raise UserError(f"{path}: is a directory; expected a store file (.h5) or a checkpoint")
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such file")
     for path in args.files:
-        if args.digests:
+        if not _is_hdf5(path):
+            if args.digests:
+                raise UserError(f"{path}: --digests reads brownface stores (.h5) only")
+            print(_describe_checkpoint(path))
+        elif args.digests:
             for name, digest in digests(path).items():
                 print(f"{digest}  {path}:{name}")
         else:
@@ -42,7 +68,12 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from brownface.models.device import resolve_device
     from brownface.models.generator import generator_spec, load_generator
 
-    config = cfg.load(args.config)
+    overrides: dict = {}
+    if args.checkpoint is not None:  # any StyleGAN2 file, whatever the config's generator
+        overrides = {"kind": "stylegan2", "checkpoint": args.checkpoint, "crop": None}
+    if args.noise_mode is not None:
+        overrides["noise_mode"] = args.noise_mode
+    config = cfg.load(args.config, generator=overrides)
     device = resolve_device(config["device"])
     spec = generator_spec(config)
     gen = load_generator(spec, device)
@@ -51,7 +82,18 @@ def _cmd_generate(args: argparse.Namespace) -> None:
         w = gen.mapping(seed_latent(args.seed, gen.z_dim).to(device), truncation_psi=psi)
         image = gen.synthesis(w)
     save_image(args.out, to_uint8(image)[0])
-    print(f"wrote {args.out} (seed {args.seed}, truncation {psi})")
+    print(f"wrote {args.out} ({spec.kind}, seed {args.seed}, truncation {psi})")
+
+
+def _cmd_convert(args: argparse.Namespace) -> None:
+    from brownface.models.stylegan2_checkpoints import convert
+
+    weights = convert(args.checkpoint, args.out)
+    info = weights.describe()
+    print(
+        f"wrote {args.out}: {info['architecture']} from {info['format']} "
+        f"({info['parameters']:,} parameters)"
+    )
 
 
 def _cmd_world_sheet(args: argparse.Namespace) -> None:
@@ -97,8 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brownface {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("inspect", help="summarise brownface stores (kind, shapes, provenance)")
-    p.add_argument("files", nargs="+", metavar="FILE", help="an .h5 store written by brownface")
+    p = sub.add_parser(
+        "inspect",
+        help="summarise brownface stores (kind, shapes, provenance) or generator checkpoints",
+    )
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="an .h5 store written by brownface, or a generator checkpoint (.pkl, .pt)",
+    )
     p.add_argument(
         "--digests",
         action="store_true",
@@ -116,8 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")
     p.add_argument("--seed", type=int, required=True, help="latent seed (as NVIDIA's scripts)")
     p.add_argument("--truncation", type=float, default=None, help="override truncation psi")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="render from this StyleGAN2 file (.pkl, rosinality .pt, generator.pt) instead",
+    )
+    p.add_argument("--noise-mode", choices=["const", "random", "none"], default=None)
     p.add_argument("--out", required=True, help="output image (.png or .jpg)")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser(
+        "convert", help="rewrite a StyleGAN2 checkpoint as a plain generator.pt (fast, safe)"
+    )
+    p.add_argument("checkpoint", help="NVIDIA .pkl, rosinality .pt or brownface generator.pt")
+    p.add_argument("--out", required=True, help="the generator.pt to write")
+    p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("edit", help="render a stored latent moved along a covariate direction")
     p.add_argument("--config", default="config/config.yaml", help="workflow config (YAML)")

@@ -156,9 +156,13 @@ def derive_paths(config: dict[str, Any], source: str = "config") -> None:
             config["verification_sets"][name] = world[name]
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it."""
-    return validate(read_yaml(path), source=str(path))
+def load(path: str | Path, generator: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Read a YAML config file and validate it; ``generator`` overrides keys of that section
+    (the command line's ``--checkpoint``)."""
+    data = read_yaml(path)
+    if generator:
+        data["generator"] = dict(data.get("generator") or {}) | dict(generator)
+    return validate(data, source=str(path))
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:

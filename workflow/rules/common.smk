@@ -42,6 +42,13 @@ def generator_spec(*unused):
     return or_exit(brownface_generator_spec, config, unused).to_dict()
 
 
+def generator_files():
+    """The generator's weights file as a job input (the world has none): Snakemake then checks
+    that it exists and reruns the job when it changes."""
+    checkpoint = config["generator"]["checkpoint"]
+    return [checkpoint] if checkpoint else []
+
+
 REFERENCE_FR = reference_fr_spec(config["reference_fr"]).to_dict()
 
 

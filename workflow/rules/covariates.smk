@@ -5,6 +5,7 @@ rule project_multipie:
     input:
         root=config["covariates"]["multipie"],
         landmarks=config["covariates"]["landmarks"],
+        generator=generator_files(),
     output:
         shard=results("covariates", "projections", "shard{shard}.h5"),
     log:

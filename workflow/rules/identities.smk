@@ -4,6 +4,7 @@
 rule sample_identities:
     input:
         fr=config["reference_fr"]["checkpoint"],
+        generator=generator_files(),
         avoid=lambda wc: (
             [config["identities"][wc.identities]["avoid"]]
             if config["identities"][wc.identities]["avoid"]

@@ -4,6 +4,7 @@
 rule render_dataset:
     input:
         variations=results("datasets", "{dataset}", "variations.h5"),
+        generator=generator_files(),
     output:
         root=directory(results("datasets", "{dataset}", "rendered")),
     log:

@@ -7,6 +7,7 @@ rule sample_variations:
             "identities", config["datasets"][wc.dataset]["identities"], "identities.h5"
         ),
         fr=config["reference_fr"]["checkpoint"],
+        generator=generator_files(),
         covariates=lambda wc: (
             [config["covariates"]["path"]]
             if config["variations"][config["datasets"][wc.dataset]["variations"]][

@@ -14,7 +14,6 @@ import torch
 
 from brownface.dataset.layout import IndexWriter
 from brownface.imageio import encode, to_uint8
-from brownface.models.align import warp_affine
 from brownface.models.generator import GeneratorBase
 from brownface.runlog import progress
 from brownface.store import VariationStore, atomic_dir
@@ -34,7 +33,6 @@ def render_variations(
     n, v, w_dim = store.w.shape
     latents = torch.from_numpy(store.w.reshape(n * v, w_dim))
     device = generator.w_avg.device
-    crop = generator.fr_crop(image_size).to(device)
     with atomic_dir(out_root) as tmp:
         index = IndexWriter(tmp)
         bar = progress(n * v, "render", unit="img")
@@ -42,7 +40,7 @@ def render_variations(
             w = latents[start : start + batch].to(device)
             with torch.inference_mode():
                 images = generator.synthesis(w)
-                images = warp_affine(images, crop.expand(len(w), 2, 3), image_size)
+                images = generator.fr_crop(images, image_size)
             for offset, array in enumerate(to_uint8(images)):
                 k = start + offset
                 identity, variation = int(store.identity[k // v]), k % v

@@ -8,7 +8,7 @@ returns a :class:`GeneratorBase` module with the one interface every stage uses:
     mapping(z [B, z_dim], truncation_psi=1.0) -> w [B, w_dim]
     synthesis(w [B, w_dim] or [B, num_ws, w_dim]) -> images [B, 3, R, R] in [-1, 1]
     w_avg [w_dim], z_dim, w_dim, img_resolution (= R), num_ws
-    fr_crop(size) -> [2, 3] pixel matrix: generator frame -> ArcFace-aligned crop of size^2
+    fr_crop(images, size) -> [B, 3, size, size]: the crop an FR network reads (differentiable)
     spec: the GeneratorSpec it was built from
 
 Samplers use single w vectors (broadcast to every layer, as the paper does); ``synthesis``
@@ -32,19 +32,78 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from brownface.errors import UserError
-from brownface.models.align import arcface_template, fit_similarity
+from brownface.models.align import arcface_template, fit_similarity, warp_affine
 from brownface.models.checkpoints import sha256_file
 
 #: Generator kinds: name -> module with ``spec_options(config)`` and ``build(spec)``.
 GENERATOR_KINDS: dict[str, str] = {
     "world": "brownface.world.generator",  # the procedural face world of the demo
+    "stylegan2": "brownface.models.stylegan2",  # NVIDIA StyleGAN2(-ADA), rosinality, generator.pt
 }
 
 #: Spec settings that only some stages read; the others get None (see :func:`generator_spec`).
 STAGE_SETTINGS = ("truncation_psi", "noise_mode")
 NOISE_MODES = ("const", "random", "none")
+
+
+@dataclass(frozen=True)
+class FixedBox:
+    """A fixed axis-aligned box [x0, x1) x [y0, y1) of the frame, resized bicubic with
+    antialiasing to the FR input: how the paper crops FFHQ-aligned StyleGAN images."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.x0 < self.x1 and 0 <= self.y0 < self.y1):
+            raise UserError(
+                f"generator spec crop box: expected 0 <= x0 < x1 and 0 <= y0 < y1, got "
+                f"[{self.x0}, {self.y0}, {self.x1}, {self.y1}]"
+            )
+
+    def apply(self, images: torch.Tensor, size: int) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        if self.x1 > w or self.y1 > h:
+            raise UserError(
+                f"generator spec crop box [{self.x0}, {self.y0}, {self.x1}, {self.y1}] lies "
+                f"outside the {w}x{h} frame"
+            )
+        box = images[..., self.y0 : self.y1, self.x0 : self.x1]
+        return F.interpolate(
+            box, size=(size, size), mode="bicubic", antialias=True, align_corners=False
+        )
+
+
+#: A crop: five frame landmarks mapped onto the ArcFace template, or a fixed box.
+Crop = tuple[tuple[float, float], ...] | FixedBox
+
+
+def parse_crop(crop: Any) -> Crop:
+    """A spec's ``crop`` from config data: 5 points [x, y], or {"box": [x0, y0, x1, y1]}."""
+    if isinstance(crop, FixedBox):
+        return crop
+    if isinstance(crop, Mapping):
+        box = crop.get("box")
+        if set(crop) != {"box"} or not isinstance(box, (list, tuple)) or len(box) != 4:
+            raise UserError(f"generator spec crop: expected {{box: [x0, y0, x1, y1]}}, got {crop}")
+        if any(int(v) != v for v in box):
+            raise UserError(f"generator spec crop box: expected whole pixels, got {list(box)}")
+        return FixedBox(*(int(v) for v in box))
+    points = tuple(tuple(float(v) for v in point) for point in crop)
+    if len(points) != 5 or any(len(point) != 2 for point in points):
+        raise UserError(f"generator spec crop: expected 5 points [x, y], got {crop}")
+    return points
+
+
+def crop_to_data(crop: Crop) -> Any:
+    if isinstance(crop, FixedBox):
+        return {"box": [crop.x0, crop.y0, crop.x1, crop.y1]}
+    return [list(point) for point in crop]
 
 
 @dataclass(frozen=True)
@@ -55,7 +114,7 @@ class GeneratorSpec:
     checkpoint: str | None = None  # weights file; None for kinds built without one (world)
     truncation_psi: float | None = None  # w_avg + psi (w - w_avg) of draws from z; None = unread
     noise_mode: str | None = None  # const | random | none synthesis noise; None = unread
-    crop: tuple[tuple[float, float], ...] | None = None  # 5 frame landmarks; None = the kind's
+    crop: Crop | None = None  # 5 frame landmarks or {"box": [x0, y0, x1, y1]}; None = the kind's
     options: Mapping[str, Any] = field(default_factory=dict)  # the kind's own settings
 
     def __post_init__(self) -> None:
@@ -68,10 +127,7 @@ class GeneratorSpec:
                 f"got {self.noise_mode!r}"
             )
         if self.crop is not None:
-            crop = tuple(tuple(float(v) for v in point) for point in self.crop)
-            if len(crop) != 5 or any(len(point) != 2 for point in crop):
-                raise UserError(f"generator spec crop: expected 5 points [x, y], got {self.crop}")
-            object.__setattr__(self, "crop", crop)
+            object.__setattr__(self, "crop", parse_crop(self.crop))
         object.__setattr__(self, "options", dict(self.options))
 
     @classmethod
@@ -88,7 +144,7 @@ class GeneratorSpec:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values (lists, dicts), for Snakemake params and provenance."""
         data = asdict(self)
-        data["crop"] = None if self.crop is None else [list(p) for p in self.crop]
+        data["crop"] = None if self.crop is None else crop_to_data(self.crop)
         return data
 
     def provenance(self) -> dict[str, Any]:
@@ -158,18 +214,36 @@ class GeneratorBase(nn.Module):
         (image-left eye, image-right eye, nose tip, image-left and image-right mouth corner)."""
         raise NotImplementedError
 
-    def fr_crop(self, size: int) -> torch.Tensor:
-        """[2, 3] pixel matrix from the generator's frame to an ArcFace-aligned crop of size^2.
+    def default_crop(self) -> Crop:
+        """The kind's own crop when the spec has none: its frame landmarks, by default."""
+        return tuple(tuple(p) for p in self.frame_landmarks().detach().double().cpu().tolist())
 
-        Generated faces are aligned by construction (FFHQ framing), so no landmarks are
-        detected: one least-squares similarity maps the frame's typical landmarks (the spec's
-        ``crop``, else the kind's own) onto the ArcFace template.
-        """
+    def crop_spec(self) -> Crop:
+        return self.spec.crop if self.spec.crop is not None else self.default_crop()
+
+    def fr_similarity(self, size: int) -> torch.Tensor:
+        """[2, 3] pixel matrix from the frame to an ArcFace-aligned crop of size^2, for a crop
+        given by landmarks: generated faces are aligned by construction, so no landmarks are
+        detected; one least-squares similarity maps the frame's typical landmarks (the spec's
+        ``crop``, else the kind's own) onto the ArcFace template."""
+        crop = self.crop_spec()
+        if isinstance(crop, FixedBox):
+            raise ValueError("fr_similarity: this generator crops with a fixed box")
         if self.spec.crop is not None:
-            points = torch.tensor(self.spec.crop, dtype=torch.float32)
+            points = torch.tensor(crop, dtype=torch.float32)
         else:
             points = self.frame_landmarks().detach().float().cpu()
         return fit_similarity(points[None], arcface_template(size)[None].to(points))[0]
+
+    def fr_crop(self, images: torch.Tensor, size: int) -> torch.Tensor:
+        """The FR network's input [B, C, size, size] cut from generated images [B, C, R, R]:
+        a bilinear similarity warp onto the ArcFace template, or a fixed box resized bicubic.
+        Differentiable in the images (the samplers go through it)."""
+        crop = self.crop_spec()
+        if isinstance(crop, FixedBox):
+            return crop.apply(images, size)
+        matrix = self.fr_similarity(size).to(images.device)
+        return warp_affine(images, matrix.expand(images.shape[0], 2, 3), size)
 
     def check_w(self, w: torch.Tensor) -> torch.Tensor:
         """w [B, w_dim], or [B, num_ws, w_dim] with every layer equal when num_ws is 1."""

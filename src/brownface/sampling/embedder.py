@@ -2,7 +2,8 @@
 
 Every sampler sees the generator's latent space through this one differentiable map. The crop
 is the generator's own (``fr_crop``): a fixed similarity from its aligned frame to the ArcFace
-template at the FR network's input size, applied by a bilinear warp (differentiable in w).
+template (bilinear warp) or a fixed box resized bicubic (StyleGAN2's FFHQ frame), at the FR
+network's input size, differentiable in w.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from brownface.models.align import warp_affine
 from brownface.models.fr import FRModel
 from brownface.models.generator import GeneratorBase
 
@@ -26,8 +26,6 @@ class LatentEmbedder(nn.Module):
         super().__init__()
         self.generator, self.fr = generator, fr
         self.crop_size = fr.spec.input_size
-        crop = generator.fr_crop(self.crop_size)
-        self.register_buffer("crop_matrix", crop.to(generator.w_avg.device))
         self.requires_grad_(False)
 
     @property
@@ -46,8 +44,7 @@ class LatentEmbedder(nn.Module):
         return self.generator.mapping(z, truncation_psi=truncation_psi)
 
     def crop(self, images: torch.Tensor) -> torch.Tensor:
-        matrices = self.crop_matrix.expand(images.shape[0], 2, 3)
-        return warp_affine(images, matrices, self.crop_size)
+        return self.generator.fr_crop(images, self.crop_size)
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         """w [B, w_dim] -> raw embeddings [B, D] (normalise before taking angles)."""

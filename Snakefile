@@ -38,9 +38,9 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
-        rules.world.input,
-        rules.reference_fr.input,
-        rules.evaluation.input,
+        rules.world.input if USES_WORLD_GENERATOR else [],
+        rules.reference_fr.input if USES_WORLD_REFERENCE else [],
+        rules.evaluation.input if USES_WORLD_REFERENCE else [],
         rules.report.input,
 
 

@@ -31,7 +31,10 @@ def test_empty_config_gets_every_default():
         ),
         ({"world": {"multipie": {"subjets": 3}}}, "world.multipie: unknown key 'subjets'"),
         ({"seed": "one"}, "seed: expected integer, got 'one'"),
-        ({"generator": {"kind": "gan"}}, "generator.kind: expected one of 'world', 'stylegan2', got 'gan'"),
+        (
+            {"generator": {"kind": "gan"}},
+            "generator.kind: expected one of 'world', 'stylegan2', got 'gan'",
+        ),
         ({"device": "gpu"}, "device:"),
         (
             {"world": {"multipie": {"cameras": ["99_9"]}}},

@@ -399,3 +399,18 @@ def test_every_stage_runs_on_a_stylegan2_pickle(tmp_path, world, capsys):
     out = edit_image(load_generator(spec), tmp_path / "identities.h5", 1,
                      tmp_path / "covariates.h5", "smile", 1.0, tmp_path / "edit.png")  # fmt: skip
     assert Image.open(out).size == (32, 32) and w.shape == (40, 32)
+
+
+def test_crop_settings_are_checked():
+    for crop, message in [
+        ({"box": [1, 2, 3]}, "generator.crop.box: expected >= 4 items"),
+        ({"box": [1, 2, 3, 4], "x": 1}, "generator.crop: unknown key 'x'"),
+        ([[0, 0]] * 4, "generator.crop: expected >= 5 items"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            config.validate({"generator": {"crop": crop}})
+    with pytest.raises(UserError, match="expected 0 <= x0 < x1"):
+        FixedBox(5, 0, 5, 10)
+    spec = generator_spec(config.validate({"generator": {"crop": {"box": [1, 2, 30, 31]}}}))
+    assert spec.crop == FixedBox(1, 2, 30, 31)
+    assert spec.to_dict()["crop"] == {"box": [1, 2, 30, 31]}

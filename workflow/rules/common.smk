@@ -45,9 +45,16 @@ def generator_spec(*unused):
 def generator_files():
     """The generator's weights file as a job input (the world has none): Snakemake then checks
     that it exists and reruns the job when it changes."""
-    checkpoint = config["generator"]["checkpoint"]
-    return [checkpoint] if checkpoint else []
+    weights = config["generator"]["checkpoint"]
+    return [weights] if weights else []
 
+
+#: The world is a default, never a fallback: its sets and reference network are built when
+#: the config uses them (the demo), and a run on real files (config/paper.yaml) builds none.
+USES_WORLD_GENERATOR = config["generator"]["kind"] == "world"
+USES_WORLD_REFERENCE = config["reference_fr"]["checkpoint"] == WORLD_PATHS["reference_fr"]
+#: Rows of the report: the world's reference network when it steers sampling, then each dataset.
+REPORT_MODELS = [REFERENCE_FR_NAME] * USES_WORLD_REFERENCE + list(config["datasets"])
 
 REFERENCE_FR = reference_fr_spec(config["reference_fr"]).to_dict()
 

@@ -1,12 +1,12 @@
-# Paper-style tables: every model (the world's reference network and one per dataset) on every
-# verification set.
+# Paper-style tables: every model (the world's reference network when it is the one in use, and
+# one per dataset) on every verification set.
 
 
 rule report_verification:
     input:
         results=expand(
             results("evaluation", "{model}", "{vset}.json"),
-            model=[REFERENCE_FR_NAME, *config["datasets"]],
+            model=REPORT_MODELS,
             vset=config["verification_sets"],
         ),
     output:

@@ -242,8 +242,6 @@ def test_align_tree_lists_failures(world_multipie: tuple[Path, Path], tmp_path: 
     assert "degenerate" in dict(failures)[rels[1]]
     with pytest.raises(UserError, match="landmark"):
         align_tree(root, None, 64, relpaths=rels)
-    with pytest.raises(UserError, match="dlib"):  # dlib is an optional extra, absent here
-        align_tree(root, None, 64, relpaths=rels, dlib_predictor=tmp_path / "predictor.dat")
 
 
 def test_dlib_68_points_give_ffhq_eyes_and_mouth() -> None:

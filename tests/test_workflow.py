@@ -160,7 +160,6 @@ def test_a_yaml_syntax_error_names_the_file_and_position(tmp_path):
 PAPER_FILES = (
     "data/stylegan2-ffhq-256x256.pkl",
     "data/backbone.pth",
-    "data/multipie_landmarks.csv",
     "data/lfw.bin",
     "data/cfp_fp.bin",
 )
@@ -177,6 +176,8 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
     counts = {
+        "detect_landmarks": 8,
+        "merge_landmarks": 1,
         "project_multipie": 8,
         "fit_covariates": 1,
         "sample_identities": 2,
@@ -192,3 +193,78 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
     assert "build_world" not in out and "train_world_reference_fr" not in out
     assert "results-paper/world" not in out
     assert "data/stylegan2-ffhq-256x256.pkl" in out  # the generator is an input of its jobs
+    assert "results-paper/covariates/landmarks/landmarks.csv" in out  # detected, then read
+
+
+PAPER_TINY = """
+reference_fr: {arch: iresnet18}
+identities:
+  langevin: {n: 4, iterations: 1}
+  random: {n: 4}
+variations:
+  dispersion: {variations: 2, iterations: 1}
+  disco: {variations: 2, iterations: 1}
+datasets:
+  langevin-dispersion: {identities: langevin, variations: dispersion, shards: 2}
+  langevin-disco: {identities: langevin, variations: disco, shards: 2}
+  random-dispersion: {identities: random, variations: dispersion, shards: 1}
+covariates:
+  multipie: data/multipie
+  shards: 2
+  folds: 2
+  detection: {shards: 2}
+  projection: {steps: 3, batch_size: 16, w_avg_samples: 200}
+  subsets: {pose_negative: ["13_0", "14_0"], pose_positive: ["05_0", "04_1"]}
+training:
+  recipe: {layers: [1, 1, 1, 1], widths: [4, 8, 8, 16], input_size: 16, embedding_size: 16,
+           batch_size: 8, epochs: 1, milestones: [1], workers: 0}
+"""
+
+
+@pytest.mark.slow
+def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
+    """config/paper.yaml end to end, on files written in the formats users have: an NVIDIA
+    StyleGAN2 pickle (random weights, 32 px), an insightface iResNet-18 backbone.pth, a
+    Multi-PIE tree without landmarks (detected with dlib) and insightface .bin sets; counts
+    made tiny by an override. No world rule may run."""
+    import torch
+    from nvidia_format import random_net, tiny_config, write_network_pickle
+
+    from brownface import config
+    from brownface.models.iresnet import iresnet
+    from brownface.store import IdentityStore
+    from brownface.world.stages import build_world_cfp_fp, build_world_lfw, build_world_multipie
+
+    write_config(tmp_path, "seed: 0\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    write_network_pickle(random_net(tiny_config()), data / "stylegan2-ffhq-256x256.pkl")
+    torch.manual_seed(0)
+    torch.save(iresnet("r18").state_dict(), data / "backbone.pth")
+    world = config.validate(
+        {"world": {
+            "multipie": {"subjects": 2, "image_size": 128,
+                         "cameras": ["13_0", "14_0", "05_1", "05_0", "04_1"], "flashes": [1, 7, 11]},
+            "benchmarks": {"lfw_pairs_per_fold": 2, "cfp_fp_people_per_fold": 2, "image_size": 64},
+        }}
+    )["world"]  # fmt: skip
+    build_world_multipie(world, data / "multipie", tmp_path / "unused_landmarks.csv")
+    (tmp_path / "unused_landmarks.csv").unlink()  # real Multi-PIE has none
+    build_world_lfw(world, data / "lfw.bin", tmp_path / "lfw_tree", tmp_path / "pairs.txt")
+    build_world_cfp_fp(world, data / "cfp_fp.bin")
+    (tmp_path / "config" / "tiny.yaml").write_text(PAPER_TINY)
+    configs = [str(REPO / "config" / "paper.yaml"), str(tmp_path / "config" / "tiny.yaml")]
+    run = snakemake(tmp_path, "--configfile", *configs)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "build_world" not in out and "train_world_reference_fr" not in out
+    results = tmp_path / "results-paper"
+    assert not (results / "world").exists()
+    report = (results / "report" / "verification.md").read_text()
+    for name in ("langevin-dispersion", "langevin-disco", "random-dispersion"):
+        assert name in report
+    assert "world_reference_fr" not in report
+    ids = IdentityStore.read(results / "identities" / "langevin" / "identities.h5").provenance
+    assert ids["generator"]["kind"] == "stylegan2" and ids["generator"]["checkpoint_sha256"]
+    assert ids["reference_fr"]["kind"] == "iresnet"
+    assert (results / "covariates" / "landmarks" / "skipped.csv").is_file()

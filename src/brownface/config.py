@@ -127,6 +127,11 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             )
 
 
+def detected_landmarks_path(results: str) -> str:
+    """Where the detect_landmarks rules write the 5-point landmarks of a real Multi-PIE."""
+    return "/".join([results, "covariates", "landmarks", "landmarks.csv"])
+
+
 def derive_paths(config: dict[str, Any], source: str = "config") -> None:
     """Fill the null paths from ``results``, in place (see the schema's descriptions)."""
     results = config["results"]
@@ -142,9 +147,14 @@ def derive_paths(config: dict[str, Any], source: str = "config") -> None:
     covariates = config["covariates"]
     if covariates["path"] is None:
         covariates["path"] = "/".join([results, "covariates", "covariates.h5"])
-    for key in ("multipie", "landmarks"):
-        if covariates[key] is None:
-            covariates[key] = world[key]
+    if covariates["landmarks"] is None:
+        # The world's tree comes with its landmarks; a real tree has its landmarks detected.
+        if covariates["multipie"] is None:
+            covariates["landmarks"] = world["landmarks"]
+        else:
+            covariates["landmarks"] = detected_landmarks_path(results)
+    if covariates["multipie"] is None:
+        covariates["multipie"] = world["multipie"]
     for name, path in config["verification_sets"].items():
         if path is None:
             if name not in WORLD_VERIFICATION_SETS:

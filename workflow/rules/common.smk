@@ -12,6 +12,7 @@ or_exit(brownface_config.validate, config, source="config")
 
 RESULTS = config["results"]
 WORLD_PATHS = world_paths(RESULTS)
+DETECTED_LANDMARKS = brownface_config.detected_landmarks_path(RESULTS)
 
 
 def results(*parts):

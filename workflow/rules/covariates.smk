@@ -1,4 +1,52 @@
 # Covariate directions: project Multi-PIE photos into W (sharded), then one linear SVM per factor.
+# A real Multi-PIE tree first gets its landmarks detected (dlib, sharded); the world's has its own.
+
+
+rule detect_landmarks:
+    input:
+        root=config["covariates"]["multipie"],
+    output:
+        points=results("covariates", "landmarks", "shard{shard}.csv"),
+        report=results("covariates", "landmarks", "shard{shard}_skipped.csv"),
+    log:
+        logs("covariates", "detect_landmarks_shard{shard}.log"),
+    benchmark:
+        benchmarks("covariates", "detect_landmarks_shard{shard}.tsv")
+    wildcard_constraints:
+        shard=r"\d{3}",
+    conda:
+        "../../envs/brownface.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+    params:
+        shards=config["covariates"]["detection"]["shards"],
+        upsample=config["covariates"]["detection"]["upsample"],
+        predictor=config["covariates"]["detection"]["predictor"],
+    script:
+        "../scripts/detect_landmarks.py"
+
+
+rule merge_landmarks:
+    input:
+        points=expand(
+            results("covariates", "landmarks", "shard{shard:03d}.csv"),
+            shard=range(config["covariates"]["detection"]["shards"]),
+        ),
+        reports=expand(
+            results("covariates", "landmarks", "shard{shard:03d}_skipped.csv"),
+            shard=range(config["covariates"]["detection"]["shards"]),
+        ),
+    output:
+        landmarks=DETECTED_LANDMARKS,
+        landmarks68=results("covariates", "landmarks", "landmarks68.csv"),
+        report=results("covariates", "landmarks", "skipped.csv"),
+    log:
+        logs("covariates", "merge_landmarks.log"),
+    conda:
+        "../../envs/brownface.yaml"
+    script:
+        "../scripts/merge_landmarks.py"
 
 
 rule project_multipie:

@@ -200,7 +200,8 @@ def align_image(
 # A whole tree.
 
 
-def _load(path: Path) -> Image.Image:
+def load_rgb(path: Path) -> Image.Image:
+    """An image file as RGB; one line naming the file if it is missing or unreadable."""
     if not path.is_file():
         raise UserError(f"{path}: image not found")
     try:
@@ -217,40 +218,11 @@ def five_points(lm68: np.ndarray) -> np.ndarray:
     return np.stack([lm68[36:42].mean(0), lm68[42:48].mean(0), lm68[30], lm68[48], lm68[54]])
 
 
-def dlib_landmarks(
-    root: Path, relpaths: Sequence[str], predictor: str | Path
-) -> dict[str, np.ndarray]:
-    """5 points [5, 2] per image from dlib's 68 (largest face); faceless images are left out.
-
-    The eye points are the means of the eye contours and the mouth corners dlib's 48 and 54,
-    so aligning with them is exactly FFHQ's alignment. ``write_landmarks`` saves them as a CSV.
-    """
-    try:
-        import dlib  # optional extra: only for trees without a landmark file
-    except ImportError:
-        raise UserError(
-            "no landmark file given and dlib is not installed: pass a 5-point landmark CSV "
-            "(see brownface.covariates.landmarks) or install dlib"
-        ) from None
-    if not Path(predictor).is_file():
-        raise UserError(f"{predictor}: dlib shape predictor file not found")
-    detector, shape = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(predictor))
-    out = {}
-    for rel in relpaths:
-        img = np.asarray(_load(Path(root) / rel))
-        faces = sorted(detector(img, 1), key=lambda r: r.width() * r.height())
-        if faces:
-            parts = shape(img, faces[-1]).parts()
-            out[rel] = five_points(np.array([[p.x, p.y] for p in parts], dtype=np.float64))
-    return out
-
-
 def align_tree(
     root: str | Path,
     landmarks_csv: str | Path | None,
     output_size: int,
     relpaths: Sequence[str] | None = None,  # images to align; None = every image of the tree
-    dlib_predictor: str | Path | None = None,  # used only when landmarks_csv is None
 ) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, str]]]:
     """Align images of a Multi-PIE tree: ([(relpath, uint8 [S, S, 3])], [(relpath, reason)]).
 
@@ -263,19 +235,19 @@ def align_tree(
         tree = read_multipie(root)
         relpaths = tree.relpaths()
         failures.extend(tree.bad)
-    if landmarks_csv is not None:
-        landmarks = read_landmarks(landmarks_csv)
-    elif dlib_predictor is not None:
-        landmarks = dlib_landmarks(root, relpaths, dlib_predictor)
-    else:
-        raise UserError("no landmark file given: pass a 5-point landmark CSV or a dlib predictor")
+    if landmarks_csv is None:
+        raise UserError(
+            "no landmark file given: pass a 5-point landmark CSV (the detect_landmarks rule "
+            "makes one)"
+        )
+    landmarks = read_landmarks(landmarks_csv)
     aligned = []
     for rel in relpaths:
         problem = landmark_problem(landmarks.get(rel))
         if problem is not None:
             failures.append((rel, problem))
             continue
-        image = _load(root / rel)
+        image = load_rgb(root / rel)
         aligned.append((rel, np.asarray(align_image(image, landmarks[rel], output_size))))
     if failures:
         log.warning(

@@ -1,5 +1,6 @@
-"""Stage entry points of the covariates rules, named after them: ``project_multipie`` (one
-shard), ``merge_projections`` and ``fit_covariates``."""
+"""Stage entry points of the covariates rules, named after them: ``detect_landmarks`` (one
+shard) and ``merge_landmarks`` for real Multi-PIE, ``project_multipie`` (one shard),
+``merge_projections`` and ``fit_covariates``."""
 
 from __future__ import annotations
 
@@ -7,15 +8,84 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
+from brownface.covariates.detect import (
+    Detections,
+    LandmarkDetector,
+    read_points68,
+    read_report,
+    write_points68,
+    write_report,
+)
+from brownface.covariates.landmarks import write_landmarks
 from brownface.covariates.projection import ProjectionParams, plan_projection, project_shard
 from brownface.covariates.quality import projection_quality, quality_summary
-from brownface.covariates.reader import SubsetRules
+from brownface.covariates.reader import SubsetRules, read_multipie
 from brownface.covariates.svm import fit_covariate_directions
 from brownface.models.device import resolve_device
 from brownface.models.generator import GeneratorSpec, load_generator
+from brownface.runlog import progress
+from brownface.sharding import shard_range
 from brownface.store import ProjectionStore, atomic_path, merge_shards
 
 log = logging.getLogger(__name__)
+
+
+def detect_landmarks(
+    *,
+    root: str,  # Multi-PIE root
+    points: str,  # this shard's 68-point CSV
+    report: str,  # this shard's skipped photos (path, problem)
+    shard: int,
+    shards: int,
+    upsample: int,
+    predictor: str | None,
+) -> None:
+    """dlib landmarks of one shard of the tree's photos (sorted by path); photos with no face
+    or several are listed in ``report`` and skipped."""
+    relpaths = sorted(read_multipie(root).relpaths())
+    start, stop = shard_range(len(relpaths), shards, shard)
+    detector = LandmarkDetector(predictor, upsample)
+    found = Detections()
+    bar = progress(stop - start, "detect", unit="img")
+    for rel in relpaths[start:stop]:
+        part = detector.detect_files(root, [rel])
+        found.points68.update(part.points68)
+        found.problems.update(part.problems)
+        bar.update(1)
+    bar.close()
+    with atomic_path(points) as tmp_points, atomic_path(report) as tmp_report:
+        write_points68(tmp_points, found.points68)
+        write_report(tmp_report, found.problems)
+    log.info(
+        "landmarks of photos %d-%d: %d found, %d skipped", start, stop, len(found.points68),
+        len(found.problems),
+    )  # fmt: skip
+
+
+def merge_landmarks(
+    *,
+    points: list[str],
+    reports: list[str],
+    landmarks: str,  # the 5-point CSV the projection reads
+    landmarks68: str,  # every photo's 68 points
+    report: str,  # every skipped photo and why
+) -> None:
+    """One 5-point file, one 68-point file and one report from the shards."""
+    points68: dict = {}
+    problems: dict = {}
+    for path in points:
+        points68.update(read_points68(path))
+    for path in reports:
+        problems.update(read_report(path))
+    five = Detections(points68, problems).five()
+    with atomic_path(landmarks) as t5, atomic_path(landmarks68) as t68, atomic_path(report) as tr:
+        write_landmarks(t5, five)
+        write_points68(t68, points68)
+        write_report(tr, problems)
+    total = len(points68) + len(problems)
+    log.info(
+        "landmarks: %d of %d photos, %d skipped (see %s)", len(five), total, len(problems), report
+    )
 
 
 def project_multipie(

@@ -242,7 +242,7 @@ class GeneratorBase(nn.Module):
         crop = self.crop_spec()
         if isinstance(crop, FixedBox):
             return crop.apply(images, size)
-        matrix = self.fr_similarity(size).to(images.device)
+        matrix = self.fr_similarity(size).to(images)  # device and dtype (float64 tests)
         return warp_affine(images, matrix.expand(images.shape[0], 2, 3), size)
 
     def check_w(self, w: torch.Tensor) -> torch.Tensor:

@@ -205,6 +205,11 @@ def test_bad_generator_files_are_one_line(tmp_path):
         read_stylegan2(cond)
     with pytest.raises(UserError, match="no such generator checkpoint"):
         read_stylegan2(tmp_path / "missing.pkl")
+    # A TensorFlow-era pickle: (G, D, Gs) of dnnlib.tflib.network.Network objects.
+    tf = b"\x80\x03cdnnlib.tflib.network\nNetwork\n)\x81}b."
+    (tmp_path / "tf.pkl").write_bytes(tf)
+    with pytest.raises(UserError, match="a TensorFlow-era StyleGAN2 pickle"):
+        read_stylegan2(tmp_path / "tf.pkl")
 
 
 def test_stylegan3_is_named(tmp_path):

@@ -185,6 +185,12 @@ def read_network_pickle(path: str | Path, key: str = "G_ema") -> NetworkPickle:
         with path.open("rb") as f:
             data = _NetworkUnpickler(f).load()
     except RefusedGlobal as refused:
+        if refused.module.startswith("dnnlib.tflib"):
+            raise UserError(
+                f"{path}: a TensorFlow-era StyleGAN2 pickle ({refused.module}.{refused.name}); "
+                "brownface reads the PyTorch pickles of StyleGAN2-ADA / StyleGAN3 (NVIDIA's "
+                "stylegan2-ada-pytorch legacy.py converts TensorFlow ones)"
+            ) from None
         raise UserError(
             f"{path}: refusing to load {refused.module}.{refused.name} from a network pickle "
             "(not on the allow-list; brownface never runs code from checkpoints)"

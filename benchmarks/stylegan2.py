@@ -23,7 +23,7 @@ import pickle
 import statistics
 import sys
 import tempfile
-import time
+import timeit
 from pathlib import Path
 
 import torch
@@ -36,13 +36,9 @@ PAPER256 = StyleGAN2Config(img_resolution=256, channel_base=16384, num_fp16_res=
 
 
 def _time(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+    """Seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    return timeit.repeat(fn, number=1, repeat=repeats)
 
 
 def _nvidia_generator(path: Path, net: StyleGAN2):

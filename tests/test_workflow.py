@@ -162,6 +162,9 @@ PAPER_FILES = (
     "data/backbone.pth",
     "data/lfw.bin",
     "data/cfp_fp.bin",
+    "data/agedb_30.bin",
+    "data/calfw.bin",
+    "data/cplfw.bin",
 )
 
 
@@ -184,7 +187,7 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
         "sample_variations": 24,
         "render_dataset": 3,
         "train_fr": 3,
-        "evaluate_verification": 6,
+        "evaluate_verification": 15,
         "report_verification": 1,
     }
     for rule, count in counts.items():
@@ -252,6 +255,8 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     (tmp_path / "unused_landmarks.csv").unlink()  # real Multi-PIE has none
     build_world_lfw(world, data / "lfw.bin", tmp_path / "lfw_tree", tmp_path / "pairs.txt")
     build_world_cfp_fp(world, data / "cfp_fp.bin")
+    for name in ("agedb_30", "calfw", "cplfw"):  # the same format; other pairs are not needed
+        shutil.copy(data / "lfw.bin", data / f"{name}.bin")
     (tmp_path / "config" / "tiny.yaml").write_text(PAPER_TINY)
     configs = [str(REPO / "config" / "paper.yaml"), str(tmp_path / "config" / "tiny.yaml")]
     run = snakemake(tmp_path, "--configfile", *configs)
@@ -264,6 +269,7 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     for name in ("langevin-dispersion", "langevin-disco", "random-dispersion"):
         assert name in report
     assert "world_reference_fr" not in report
+    assert all(name in report for name in ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw"))
     ids = IdentityStore.read(results / "identities" / "langevin" / "identities.h5").provenance
     assert ids["generator"]["kind"] == "stylegan2" and ids["generator"]["checkpoint_sha256"]
     assert ids["reference_fr"]["kind"] == "iresnet"

@@ -419,3 +419,16 @@ def test_crop_settings_are_checked():
     spec = generator_spec(config.validate({"generator": {"crop": {"box": [1, 2, 30, 31]}}}))
     assert spec.crop == FixedBox(1, 2, 30, 31)
     assert spec.to_dict()["crop"] == {"box": [1, 2, 30, 31]}
+
+
+def test_reduced_precision_is_for_cuda_only(tmp_path):
+    """generator.precision bf16/fp16 runs synthesis under CUDA autocast; on a CPU the
+    generator computes in float32, the reference, and gives the fp32 images."""
+    fp32 = _generator(tmp_path)
+    w = fp32.mapping(torch.randn(2, 32), truncation_psi=0.7)
+    for precision in ("bf16", "fp16"):
+        gen = _generator(tmp_path, precision=precision)
+        assert gen.spec.options == {"precision": precision}
+        assert torch.equal(gen.synthesis(w), fp32.synthesis(w))
+    with pytest.raises(UserError, match="generator.precision"):
+        config.validate({"generator": {"precision": "fp8"}})

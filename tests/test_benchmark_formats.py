@@ -139,16 +139,18 @@ def test_bin_round_trip_bytes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])
 def test_bin_bytearray_and_ndarray_entries(tmp_path: Path, protocol: int) -> None:
-    entries = [_encoded(i) for i in range(4)]
+    entries = [_encoded(i) for i in range(6)]
     stored = [
         bytearray(entries[0]),
         np.frombuffer(entries[1], dtype=np.uint8),
         entries[2],
         np.frombuffer(entries[3], dtype=np.uint8).copy(),
+        np.frombuffer(entries[4], dtype=np.uint8).reshape(-1, 1),  # what cv2.imencode returns
+        np.frombuffer(entries[5], dtype=np.uint8).reshape(1, -1).copy(),
     ]
     path = tmp_path / "mixed.bin"
-    path.write_bytes(pickle.dumps((stored, [np.bool_(False), True]), protocol=protocol))
-    _check_set(path, entries, [False, True])
+    path.write_bytes(pickle.dumps((stored, [np.bool_(False), True, False]), protocol=protocol))
+    _check_set(path, entries, [False, True, False])
 
 
 @pytest.mark.parametrize("as_numpy", [False, True])
@@ -182,7 +184,7 @@ def test_bin_malicious_pickle_refused(tmp_path: Path) -> None:
         ({"images": []}, "expected a pickled \\(images, issame\\) pair, got dict"),
         (([b"a", b"b", b"c"], [True]), "expected 2 images per pair"),
         (([b"a", 3], [True]), "image 1 must be encoded bytes"),
-        (([b"a", np.zeros((2, 2), np.uint8)], [True]), "image 1 must be encoded bytes"),
+        (([b"a", np.zeros((2, 2), np.float32)], [True]), "image 1 must be encoded bytes"),
         (([b"a", b"b"], [2]), "issame\\[0\\] must be a bool"),
         (({"a": 1}, [True]), "images must be a list"),
     ],

@@ -274,3 +274,17 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     assert ids["generator"]["kind"] == "stylegan2" and ids["generator"]["checkpoint_sha256"]
     assert ids["reference_fr"]["kind"] == "iresnet"
     assert (results / "covariates" / "landmarks" / "skipped.csv").is_file()
+
+
+def test_a_missing_configured_file_is_one_line_naming_its_key(tmp_path):
+    write_config(tmp_path, "seed: 0\n")
+    (tmp_path / "data" / "multipie").mkdir(parents=True)
+    for rel in PAPER_FILES:
+        if "calfw" not in rel:
+            (tmp_path / rel).touch()
+    run = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"))
+    assert run.returncode != 0
+    lines = [line for line in run.stderr.splitlines() if "brownface: error" in line]
+    assert lines == [
+        "brownface: error: config: verification_sets.calfw: data/calfw.bin does not exist"
+    ]

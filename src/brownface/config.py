@@ -166,6 +166,33 @@ def derive_paths(config: dict[str, Any], source: str = "config") -> None:
             config["verification_sets"][name] = world[name]
 
 
+def user_inputs(config: dict[str, Any]) -> dict[str, str]:
+    """Configured input files that no rule makes (a validated config): key -> path.
+
+    Paths that derive from ``results`` (the world's sets and reference network, detected
+    landmarks, the covariates store) are made by rules and left out.
+    """
+    results = config["results"]
+    made = set(world_paths(results).values()) | {detected_landmarks_path(results)}
+    inputs = {
+        "generator.checkpoint": config["generator"]["checkpoint"],
+        "reference_fr.checkpoint": config["reference_fr"]["checkpoint"],
+        "covariates.multipie": config["covariates"]["multipie"],
+        "covariates.landmarks": config["covariates"]["landmarks"],
+        **{f"verification_sets.{k}": v for k, v in config["verification_sets"].items()},
+    }
+    return {k: v for k, v in inputs.items() if v is not None and v not in made}
+
+
+def check_inputs(config: dict[str, Any], source: str = "config") -> None:
+    """One line naming the key of the first configured input file that does not exist (the
+    workflow calls this before building its DAG; check-config does not, so that a config can
+    be checked on a machine without the data)."""
+    for key, path in user_inputs(config).items():
+        if not Path(path).exists():
+            raise UserError(f"{source}: {key}: {path} does not exist")
+
+
 def load(path: str | Path, generator: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Read a YAML config file and validate it; ``generator`` overrides keys of that section
     (the command line's ``--checkpoint``)."""

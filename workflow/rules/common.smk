@@ -9,6 +9,7 @@ from brownface.world.layout import REFERENCE_FR_NAME, world_paths
 from brownface.world.stages import world_inputs
 
 or_exit(brownface_config.validate, config, source="config")
+or_exit(brownface_config.check_inputs, config)
 
 RESULTS = config["results"]
 WORLD_PATHS = world_paths(RESULTS)

@@ -2,9 +2,10 @@
 
 Format (insightface ``eval/verification.py``): a pickle of the 2-tuple ``(bins, issame)``.
 ``bins`` holds ``2 * len(issame)`` encoded image files (JPEG/PNG); entries ``2i`` and ``2i+1``
-form pair ``i`` and ``issame[i]`` is a bool. Entries are ``bytes`` in most files but 1-D ``uint8``
-NumPy arrays in others (e.g. insightface's ``small_lfw.bin``), so both are accepted, as is
-``bytearray``. Files written under Python 2 hold ``str`` entries and only load with
+form pair ``i`` and ``issame[i]`` is a bool. Entries are ``bytes`` in most files but ``uint8``
+NumPy arrays in others: 1-D (insightface's ``small_lfw.bin``) or ``(n_bytes, 1)``, the shape
+``cv2.imencode`` returns, in files packed with OpenCV; every shape is accepted (the bytes in C
+order), as is ``bytearray``. Files written under Python 2 hold ``str`` entries and only load with
 ``encoding="bytes"``.
 
 A pickle can run arbitrary code on load, and these files come from the internet, so they are read
@@ -132,12 +133,12 @@ def _as_bytes(entry: object, path: Path, index: int) -> bytes:
         return entry
     if isinstance(entry, bytearray):
         return bytes(entry)
-    if isinstance(entry, np.ndarray) and entry.dtype == np.uint8 and entry.ndim == 1:
-        return entry.tobytes()
+    if isinstance(entry, np.ndarray) and entry.dtype == np.uint8:
+        return entry.tobytes()  # any shape: cv2.imencode returns (n_bytes, 1)
     what = type(entry).__name__
     if isinstance(entry, np.ndarray):
         what = f"ndarray {entry.dtype} {entry.shape}"
-    raise UserError(f"{path}: image {index} must be encoded bytes or a 1-D uint8 array, got {what}")
+    raise UserError(f"{path}: image {index} must be encoded bytes or a uint8 array, got {what}")
 
 
 def _as_labels(raw: object, path: Path) -> np.ndarray:

@@ -36,7 +36,7 @@ MEDIA = np.array([10, 10, 11, 20, 30, 31])
 def _scores(switches: IJBSwitches) -> np.ndarray:
     feats = image_features(RAW, SCORES, switches)
     tmpl = template_features(feats, TEMPLATES, MEDIA)
-    return pair_scores(tmpl, np.array([1, 1, 2, 1]), np.array([2, 3, 3, 2]), chunk=3)
+    return pair_scores(tmpl, np.array([1, 1, 2, 1]), np.array([2, 3, 3, 2]), block=2)
 
 
 def test_template_scores_by_hand():

@@ -1,4 +1,4 @@
-"""IJB 1:1 scoring: the standard protocol on a planted example computed by hand."""
+"""IJB scoring: 1:1 (the standard protocol) and 1:N on planted examples computed by hand."""
 
 import math
 
@@ -7,10 +7,14 @@ import pytest
 from sklearn.metrics import roc_curve
 
 from brownface.errors import UserError
+from brownface.evaluate.ijb import has_identification, read_identification, write_template_subjects
 from brownface.evaluate.ijb_score import (
     IJBSwitches,
+    TemplateFeatures,
+    identification,
     image_features,
     pair_scores,
+    roc_points,
     tar_at_far,
     template_features,
 )
@@ -87,3 +91,83 @@ def test_tar_at_far_closest_point_with_ties():
     table = tar_at_far(labels, scores, fars)
     for far in fars:
         assert table[far] == _insightface_rule(labels, scores, far)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1:N identification on a planted gallery.
+
+
+def _unit(*rows):
+    v = np.asarray(rows, dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_identification_ranks_and_tpir_by_hand():
+    # Gallery templates 10, 20, 30 (subjects 1, 2, 3) on the axes; 4 probes of known angles.
+    feats = _unit(
+        [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0.1, 0], [0.3, 1, 0.2], [1, 0.5, 0.9], [0.5, 0.4, 0.3]
+    )
+    tmpl = TemplateFeatures(np.array([10, 20, 30, 41, 42, 43, 44]), feats)
+    gallery, subjects = np.array([10, 20, 30]), np.array([1, 2, 3])
+    probes, probe_subjects = np.array([41, 42, 43, 44]), np.array([1, 2, 3, 3])
+    result = identification(tmpl, gallery, subjects, probes, probe_subjects, fpirs=(0.25, 0.5))
+    # Mate ranks: 41 -> 1, 42 -> 1, 43 (0.9 < 1.0 on subject 1) -> 2, 44 (0.3 lowest) -> 3.
+    assert result.ranks == {1: 0.5, 5: 1.0, 10: 1.0}
+    sims = feats[3:] @ feats[:3].T
+    mates = sims[np.arange(4), [0, 1, 2, 2]]
+    nonmates = np.sort(np.delete(sims.ravel(), [0, 4, 8, 11]))[::-1]
+    # FPIR 0.25: ceil(4 x 0.25) = 1st largest non-mate; 0.5: the 2nd.
+    for fpir, k in ((0.25, 1), (0.5, 2)):
+        assert result.tpir_at_fpir[fpir] == pytest.approx(np.mean(mates > nonmates[k - 1]))
+    assert result.n_probes == 4 and result.n_gallery == 3
+    # Blocks of one probe give the same numbers.
+    again = identification(
+        tmpl, gallery, subjects, probes, probe_subjects, fpirs=(0.25, 0.5), block=1
+    )
+    assert again == result
+
+
+def test_identification_ties_go_to_gallery_order():
+    feats = _unit([1, 0], [1, 0], [1, 0])  # two gallery templates score the probe alike
+    tmpl = TemplateFeatures(np.array([1, 2, 3]), feats)
+    first = identification(
+        tmpl, np.array([1, 2]), np.array([5, 6]), np.array([3]), np.array([5]), fpirs=(1.0,)
+    )
+    second = identification(
+        tmpl, np.array([1, 2]), np.array([5, 6]), np.array([3]), np.array([6]), fpirs=(1.0,)
+    )
+    assert first.ranks[1] == 1.0 and second.ranks[1] == 0.0 and second.ranks[5] == 1.0
+
+
+def test_identification_lists_in_nist_csvs(tmp_path):
+    meta = tmp_path / "meta"
+    write_template_subjects(
+        meta / "ijbc_1N_gallery_G1.csv", [1, 1, 2], [7, 7, 8], ["a.jpg", "b.jpg", "c.jpg"]
+    )
+    write_template_subjects(meta / "ijbc_1N_gallery_G2.csv", [3], [9], ["d.jpg"])
+    write_template_subjects(meta / "ijbc_1N_probe_mixed.csv", [4, 5], [7, 9], ["e.jpg", "f.jpg"])
+    assert has_identification(tmp_path) and not has_identification(tmp_path, "ijbb")
+    lists = read_identification(tmp_path)
+    assert lists.gallery_templates.tolist() == [1, 2, 3]  # one entry per template
+    assert lists.gallery_subjects.tolist() == [7, 8, 9]
+    assert lists.probe_templates.tolist() == [4, 5]
+    # A second gallery template of subject 7 (in the other part) is one clear error.
+    write_template_subjects(meta / "ijbc_1N_gallery_G2.csv", [3, 6], [9, 7], ["d.jpg", "g.jpg"])
+    with pytest.raises(UserError, match=r"subject 7 has gallery templates \[1, 6\]"):
+        read_identification(tmp_path)
+    write_template_subjects(meta / "ijbc_1N_gallery_G2.csv", [3, 3], [9, 7], ["d.jpg", "g.jpg"])
+    with pytest.raises(UserError, match=r"G2.csv: template 3 is listed with subjects \[7, 9\]"):
+        read_identification(tmp_path)
+
+
+def test_roc_points_are_a_log_spaced_step_function():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 2, 20000)
+    scores = rng.normal(labels * 2.0, 1.0)
+    table = roc_points(labels, scores, n_points=300)
+    assert list(table.columns) == ["far", "tar", "threshold"]
+    assert (np.diff(table["far"]) > 0).all() and (np.diff(table["tar"]) >= 0).all()
+    assert table["far"].iloc[-1] == 1.0 and len(table) <= 300
+    fpr, tpr, _ = roc_curve(labels, scores)
+    for far, tar in zip(table["far"], table["tar"]):
+        assert tar == tpr[fpr <= far].max()

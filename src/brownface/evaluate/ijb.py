@@ -252,3 +252,103 @@ def read_ijb(root: str | Path, prefix: str = "ijbc") -> IJBMeta:
         t2=t2,
         labels=labels,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# 1:N identification lists.
+
+#: The two gallery parts of each benchmark (concatenated) and the mixed probe list.
+GALLERIES: dict[str, tuple[str, str]] = {"ijbb": ("S1", "S2"), "ijbc": ("G1", "G2")}
+
+
+def identification_paths(root: str | Path, prefix: str = "ijbc") -> tuple[list[Path], Path]:
+    """Paths of the gallery CSVs and of the mixed probe CSV under ``<root>/meta``."""
+    _check_prefix(prefix)
+    meta = Path(root) / "meta"
+    galleries = [meta / f"{prefix}_1N_gallery_{part}.csv" for part in GALLERIES[prefix]]
+    return galleries, meta / f"{prefix}_1N_probe_mixed.csv"
+
+
+def has_identification(root: str | Path, prefix: str = "ijbc") -> bool:
+    """Whether the benchmark ships its 1:N lists (all three files)."""
+    galleries, probe = identification_paths(root, prefix)
+    return all(p.is_file() for p in [*galleries, probe])
+
+
+def write_template_subjects(
+    path: str | Path,
+    template_ids: Sequence[int],
+    subject_ids: Sequence[int],
+    filenames: Sequence[str],
+) -> None:
+    """A 1:N list as NIST ships it: a header, then one ``TEMPLATE_ID,SUBJECT_ID,FILENAME``
+    row per image of each template."""
+    if not len(template_ids) == len(subject_ids) == len(filenames):
+        raise ValueError("template_ids, subject_ids and filenames must have the same length")
+    lines = ["TEMPLATE_ID,SUBJECT_ID,FILENAME"] + [
+        f"{int(t)},{int(s)},{n}"
+        for t, s, n in zip(template_ids, subject_ids, filenames, strict=True)
+    ]
+    _write_lines(Path(path), lines)
+
+
+def read_template_subjects(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(template ids, subject ids) of a 1:N list, one entry per distinct template.
+
+    Only the first two columns count (insightface reads no others); a template listed with
+    two subjects is an error naming both.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: IJB 1:N list not found")
+    try:
+        df = pd.read_csv(
+            path,
+            usecols=[0, 1],
+            header=0,
+            names=["template", "subject"],
+            dtype=np.int64,
+            engine="c",
+        )
+    except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise UserError(
+            f"{path}: expected a header then TEMPLATE_ID,SUBJECT_ID,... rows of integers ({exc})"
+        ) from None
+    if df.empty:
+        raise UserError(f"{path}: lists no templates")
+    pairs = df.drop_duplicates()
+    dup = pairs["template"].duplicated(keep=False)
+    if dup.any():
+        t = int(pairs["template"][dup].iloc[0])
+        subjects = sorted(pairs["subject"][pairs["template"] == t].tolist())
+        raise UserError(
+            f"{path}: template {t} is listed with subjects {subjects}; a template has one subject"
+        )
+    pairs = pairs.sort_values("template")
+    return pairs["template"].to_numpy(np.int64), pairs["subject"].to_numpy(np.int64)
+
+
+@dataclass
+class IdentificationLists:
+    gallery_templates: np.ndarray  # [G] the galleries' templates, concatenated
+    gallery_subjects: np.ndarray  # [G]
+    probe_templates: np.ndarray  # [Q]
+    probe_subjects: np.ndarray  # [Q]
+
+
+def read_identification(root: str | Path, prefix: str = "ijbc") -> IdentificationLists:
+    """The concatenated galleries and the mixed probes; every subject once in the gallery."""
+    gallery_paths, probe_path = identification_paths(root, prefix)
+    parts = [read_template_subjects(p) for p in gallery_paths]
+    gt = np.concatenate([t for t, _ in parts])
+    gs = np.concatenate([s for _, s in parts])
+    _, first, counts = np.unique(gs, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        subject = int(gs[first[counts > 1][0]])
+        templates = sorted(int(t) for t in gt[gs == subject])
+        raise UserError(
+            f"{', '.join(str(p) for p in gallery_paths)}: subject {subject} has gallery templates "
+            f"{templates}; 1:N needs exactly one gallery template per subject"
+        )
+    pt, ps = read_template_subjects(probe_path)
+    return IdentificationLists(gt, gs, pt, ps)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.metrics import roc_curve
 
@@ -138,3 +139,96 @@ def tar_at_far(
         distance = np.abs(fpr - far)
         out[float(far)] = float(tpr[distance == distance.min()].max())
     return out
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray, n_points: int = 2000) -> pd.DataFrame:
+    """The ROC as a table ``far, tar, threshold`` for plotting: at ``n_points`` FARs spaced
+    evenly on a log axis from 1 / (impostor pairs) to 1, the best TAR with FPR <= that FAR
+    (the ROC is a step function there). IJB-C's full ROC has millions of points."""
+    labels = np.asarray(labels)
+    fpr, tpr, thr = roc_curve(labels, scores)
+    lowest = 1.0 / max(int((labels == 0).sum()), 1)
+    fars = np.geomspace(lowest, 1.0, n_points)
+    idx = np.searchsorted(fpr, fars, side="right") - 1
+    table = pd.DataFrame({"far": fpr[idx], "tar": tpr[idx], "threshold": thr[idx]})
+    table = table[table["far"] > 0].drop_duplicates("far", keep="last")
+    return table.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1:N identification (insightface ``ijb_1n.py``).
+
+RANKS: tuple[int, ...] = (1, 5, 10)
+FPIRS: tuple[float, ...] = (0.01, 0.1)
+PROBE_BLOCK = 4096  # probes per similarity block
+
+
+@dataclass
+class IdentificationResult:
+    ranks: dict[int, float]  # fraction of probes whose mate is within the top k
+    tpir_at_fpir: dict[float, float]
+    n_probes: int
+    n_gallery: int
+
+
+def identification(
+    templates: TemplateFeatures,
+    gallery_templates: np.ndarray,
+    gallery_subjects: np.ndarray,
+    probe_templates: np.ndarray,
+    probe_subjects: np.ndarray,
+    ranks: Sequence[int] = RANKS,
+    fpirs: Sequence[float] = FPIRS,
+    block: int = PROBE_BLOCK,
+) -> IdentificationResult:
+    """Closed-set ranks and TPIR at FPIR of the probes searched against the gallery.
+
+    Scores are cosines of the template features. Rank k: the mate scores among the top k of
+    its gallery, ties broken by gallery order (a stable sort of the scores, descending). TPIR
+    at FPIR f, as insightface computes it: the threshold is the ceil(Q f)-th largest of all
+    Q (G - 1) non-mate scores, and TPIR the fraction of mate scores strictly above it. Probes
+    are scored in blocks of ``block`` against the whole gallery; only the needed largest
+    non-mate scores are kept between blocks (a running top-k).
+    """
+    gallery_subjects = np.asarray(gallery_subjects)
+    order = np.argsort(gallery_subjects, kind="stable")
+    pos = np.searchsorted(gallery_subjects[order], probe_subjects)
+    pos = np.minimum(pos, len(order) - 1)
+    missing = gallery_subjects[order][pos] != probe_subjects
+    if missing.any():
+        raise UserError(
+            f"IJB 1:N probe subject {int(np.asarray(probe_subjects)[missing][0])} has no gallery "
+            "template; the mixed probes are searched against the galleries together"
+        )
+    mate = torch.from_numpy(order[pos])  # gallery column of each probe's mate
+    g = torch.from_numpy(templates.features[templates.rows(gallery_templates, "IJB 1:N gallery")])
+    q_rows = templates.rows(probe_templates, "IJB 1:N probes")
+    need = [max(1, int(np.ceil(len(q_rows) * f))) for f in fpirs]
+    k_max = max(need)
+    n_q, n_g = len(q_rows), len(g)
+    if k_max > n_q * (n_g - 1):
+        raise UserError(
+            f"IJB 1:N: {n_q * (n_g - 1)} non-mate scores, fewer than the {k_max} FPIR "
+            f"{max(fpirs)} needs; the gallery needs more subjects"
+        )
+    mate_scores = torch.empty(n_q)
+    mate_rank = torch.empty(n_q, dtype=torch.long)
+    top_nonmate = torch.empty(0)
+    for start in range(0, n_q, block):
+        q = torch.from_numpy(templates.features[q_rows[start : start + block]])
+        sims = q @ g.T  # [b, G]
+        m = mate[start : start + block]
+        ms = sims.gather(1, m[:, None])  # [b, 1]
+        cols = torch.arange(n_g)[None]
+        above = (sims > ms) | ((sims == ms) & (cols < m[:, None]))
+        mate_rank[start : start + block] = above.sum(1) + 1
+        mate_scores[start : start + block] = ms[:, 0]
+        nonmate = sims.scatter(1, m[:, None], float("-inf")).flatten()
+        pool = torch.cat([top_nonmate, nonmate])
+        top_nonmate = pool.topk(min(k_max, len(pool))).values
+    result_ranks = {int(k): float((mate_rank <= k).double().mean()) for k in ranks}
+    tpir = {
+        float(f): float((mate_scores > top_nonmate[k - 1]).double().mean())
+        for f, k in zip(fpirs, need, strict=True)
+    }
+    return IdentificationResult(result_ranks, tpir, n_q, n_g)

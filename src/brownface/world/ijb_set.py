@@ -8,6 +8,10 @@ with the landmarks), and ``meta/`` the three space-separated files: ``ijbc_face_
 Each subject has 2-4 templates; each template 1-3 media (a photo or a video's frames sharing
 pose and light) with 1-6 images in all. Every pair of templates is listed: those of one subject
 are genuine, the others impostor. The detector score falls with |yaw|, as a detector's does.
+
+For 1:N, each subject's first template is its gallery template (subjects of even index in the
+first gallery part, odd in the second, as IJB-C's G1 and G2 split its subjects) and its other
+templates are the mixed probes; the lists are NIST's CSVs (one row per image).
 """
 
 from __future__ import annotations
@@ -17,7 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from brownface.evaluate.ijb import IJBMeta, write_ijb
+from brownface.evaluate.ijb import (
+    GALLERIES,
+    IJBMeta,
+    identification_paths,
+    write_ijb,
+    write_template_subjects,
+)
 from brownface.imageio import encode, to_uint8
 from brownface.seeding import torch_generator
 from brownface.store import atomic_dir
@@ -104,4 +114,23 @@ def build_ijbc(
         for name, array in zip(names, to_uint8(images)):
             (crops / name).write_bytes(encode(array, "jpeg"))
         write_ijb(tmp, meta, prefix=prefix)
+        _write_identification(tmp, rows, names, prefix)
     return len(rows)
+
+
+def _write_identification(
+    root: Path, rows: list[tuple[int, int, int]], names: list[str], prefix: str
+) -> None:
+    """Gallery parts and mixed probes of the 1:N protocol (subject ids count from 1)."""
+    first_template: dict[int, int] = {}
+    for s, t, _ in rows:
+        first_template.setdefault(s, t)
+    galleries, probe = identification_paths(root, prefix)
+    lists: dict[Path, list[int]] = {p: [] for p in [*galleries, probe]}
+    for k, (s, t, _) in enumerate(rows):
+        target = galleries[s % len(GALLERIES[prefix])] if first_template[s] == t else probe
+        lists[target].append(k)
+    for path, ks in lists.items():
+        write_template_subjects(
+            path, [rows[k][1] for k in ks], [rows[k][0] + 1 for k in ks], [names[k] for k in ks]
+        )

@@ -1,7 +1,6 @@
 """Rendering variations to the dataset layout, and the paper-style verification table."""
 
 import hashlib
-import json
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import torch
 from brownface.dataset.layout import dataset_fingerprint, read_index
 from brownface.dataset.render import render_variations
 from brownface.errors import UserError
-from brownface.report.tables import verification_table
 from brownface.store import VariationStore
 from brownface.world.generator import WorldGenerator
 
@@ -55,36 +53,3 @@ def test_fingerprint_follows_the_pixels_not_the_names(tmp_path):
     index.write_text("path,identity\nimages/000000/000.png,0\n")
     with pytest.raises(UserError, match="expected columns path,identity,label"):
         read_index(tmp_path / "out")
-
-
-def _result(path, model, benchmark, accuracy):
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(
-        json.dumps(
-            {
-                "model": model,
-                "benchmark": benchmark,
-                "accuracy": accuracy,
-                "std": 0.01,
-                "n_pairs": 6000,
-            }
-        )
-    )
-    return path
-
-
-def test_verification_table(tmp_path):
-    paths = []
-    for model, accs in {"world_reference_fr": (0.99, 0.95), "langevin": (0.9, 0.8)}.items():
-        for name, acc in zip(("lfw", "cfp_fp"), accs):
-            # The model's name comes from the JSON, not from the file's folder.
-            paths.append(_result(tmp_path / "somewhere" / f"{model}-{name}.json", model, name, acc))
-    wide = verification_table(paths, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")
-    assert round(wide.loc["langevin", "lfw"], 2) == 90.0
-    assert round(wide.loc["world_reference_fr", "average"], 2) == 97.0
-    assert "99.00 ± 1.00" in (tmp_path / "t.md").read_text()
-    assert "\\toprule" in (tmp_path / "t.tex").read_text()
-    old = tmp_path / "old.json"
-    old.write_text(json.dumps({"dataset": "lfw", "accuracy": 0.9, "std": 0.0, "n_pairs": 10}))
-    with pytest.raises(UserError, match="old.json: evaluation result has no 'model'"):
-        verification_table([old], tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.tex")

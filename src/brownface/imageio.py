@@ -31,12 +31,15 @@ def from_uint8(array: np.ndarray) -> torch.Tensor:
     return x.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def encode(image: np.ndarray, fmt: str = "jpeg") -> bytes:
-    """Encode one uint8 HWC RGB image as JPEG (quality 95, 4:4:4) or PNG bytes."""
+def encode(image: np.ndarray, fmt: str = "jpeg", quality: int = JPEG_QUALITY) -> bytes:
+    """Encode one uint8 HWC RGB image as JPEG (``quality`` 1..100, 4:4:4) or PNG bytes
+    (``quality`` unread)."""
     buf = io.BytesIO()
     pil = Image.fromarray(image, mode="RGB") if image.ndim == 3 else Image.fromarray(image)
     if fmt in ("jpeg", "jpg"):
-        pil.save(buf, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+        if not 1 <= quality <= 100:
+            raise ValueError(f"JPEG quality must be 1..100, got {quality}")
+        pil.save(buf, format="JPEG", quality=int(quality), subsampling=0)
     elif fmt == "png":
         pil.save(buf, format="PNG", optimize=False)
     else:

@@ -14,6 +14,8 @@ so a trainer never resumes a checkpoint made on other images.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,14 +60,32 @@ class IndexWriter:
         path.write_bytes(data)
         self.rows.append((rel, int(identity), label, hashlib.sha256(data).hexdigest()))
 
+    def link(self, rel: str, source: Path, identity: int, label: str, sha256: str) -> None:
+        """Place an existing image file at ``rel`` (hard link, else a copy) and record its row:
+        merging rendered shards then costs no image bytes on one file system."""
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(Path(source), path)
+        self.rows.append((rel, int(identity), label, sha256))
+
     def write(self) -> None:
         """``index.csv``, sorted by path."""
         frame = pd.DataFrame(sorted(self.rows), columns=[*INDEX_COLUMNS, DIGEST_COLUMN])
         frame.to_csv(self.root / "index.csv", index=False, lineterminator="\n")
 
 
-def read_index(root: str | Path) -> DatasetIndex:
-    """Read ``<root>/index.csv``; refuse a missing file, wrong columns or missing images."""
+def link_or_copy(source: Path, dest: Path) -> None:
+    """Hard-link ``source`` to ``dest``; copy the bytes where links are impossible (another
+    file system, or one without links)."""
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)
+
+
+def read_index(root: str | Path, allow_empty: bool = False) -> DatasetIndex:
+    """Read ``<root>/index.csv``; refuse a missing file, wrong columns or missing images, and
+    an index of no images unless ``allow_empty`` (a render shard may hold no identity)."""
     root = Path(root)
     path = root / "index.csv"
     if not path.is_file():
@@ -82,7 +102,7 @@ def read_index(root: str | Path) -> DatasetIndex:
             f"{path}: expected columns {','.join(INDEX_COLUMNS)}[,{DIGEST_COLUMN}], "
             f"got {','.join(map(str, columns))}"
         )
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise UserError(f"{path}: the index lists no images")
     missing = next((p for p in frame["path"] if not (root / p).is_file()), None)
     if missing is not None:

@@ -34,6 +34,7 @@ from brownface.store.kinds import (
     StoreBase,
     VariationStore,
     read_variations,
+    variation_index,
 )
 from brownface.store.merge import merge_shards, shard_provenance
 from brownface.store.summary import digests, read_any, summarize
@@ -68,4 +69,5 @@ __all__ = [
     "save_checkpoint",
     "shard_provenance",
     "summarize",
+    "variation_index",
 ]

@@ -214,6 +214,15 @@ STORES: dict[str, type[StoreBase]] = {
 }
 
 
+def variation_index(path: PathLike) -> tuple[np.ndarray, int]:
+    """The identity column and V of a variations store, reading no latents: enough to plan
+    jobs by identity range before any of them loads its part."""
+    cls = VariationStore
+    with reading(path, cls.KIND) as (f, _, _):
+        dims = check_datasets(f, path, cls.KIND, cls.FIELDS)
+        return read_data(path, f["identity"]).astype(np.int64), int(dims["V"])
+
+
 def read_variations(path: PathLike, start: int, stop: int) -> VariationStore:
     """Load only identities start <= id < stop, so a 10,000 x 64 x 512 file needs no full read."""
     if start > stop:

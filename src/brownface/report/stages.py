@@ -1,12 +1,62 @@
-"""Stage entry point of the report rules: the paper-style verification table."""
+"""Stage entry points of the report rules: the paper's table and its figures."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
-from brownface.report.tables import verification_table
+from brownface.report.tables import TableRow, columns, report_table
 
 
-def report_verification(results: list[str], *, csv: str, markdown: str, latex: str) -> None:
-    """Every evaluation JSON as one model x benchmark table, in CSV, Markdown and LaTeX."""
-    verification_table([Path(r) for r in results], Path(csv), Path(markdown), Path(latex))
+def table(
+    results: Sequence[str],  # every evaluation JSON of the table's models
+    rows: Sequence[Mapping],  # {label, models, real} per row, in order
+    *,
+    verification_sets: Sequence[str],
+    ijb_sets: Sequence[str],
+    fars: Sequence[float],
+    csv: str,
+    markdown: str,
+    latex: str,
+    html: str | None = None,
+) -> None:
+    """Datasets x benchmarks, in CSV, Markdown, LaTeX and HTML (``brownface.report.tables``)."""
+    table_rows = [TableRow(r["label"], tuple(r["models"]), bool(r.get("real"))) for r in rows]
+    cols = columns(list(verification_sets), list(ijb_sets), list(fars))
+    report_table(results, table_rows, cols, csv=csv, markdown=markdown, latex=latex, html=html)
+
+
+def figures(
+    *,
+    roc: Mapping[str, Mapping[str, str]],  # IJB set -> {model: ROC CSV}
+    roc_out: Mapping[str, str],  # IJB set -> PNG
+    stores: Mapping[str, str],  # dataset -> variations.h5
+    identity_stats: Mapping[str, str],  # identity recipe -> stats.csv
+    variation_stats: Mapping[str, Sequence[str]],  # dataset -> shard stats CSVs
+    train_logs: Mapping[str, str],  # model -> train_log.csv
+    ict_deg: float | None,
+    angles_out: str,
+    sampling_out: str,
+    training_out: str,
+) -> None:
+    """The report's figures: IJB ROC per set, angle histograms, sampler statistics over
+    iterations, FR training curves; one colour per dataset across all of them."""
+    from brownface.report.figures import (
+        angle_histograms,
+        roc_figure,
+        sampling_stats_figure,
+        training_curves,
+    )
+
+    order = list(stores)
+    for name, curves in roc.items():
+        title = f"{name[:3].upper()}-{name[3:].upper()} 1:1 verification"
+        roc_figure(curves, roc_out[name], title=title, order=order)
+    angle_histograms(stores, angles_out, ict_deg=ict_deg, order=order)
+    sampling_stats_figure(
+        identity_stats,
+        variation_stats,
+        sampling_out,
+        ict_deg=ict_deg,
+        order=order,
+    )
+    training_curves(train_logs, training_out, order=order)

@@ -41,6 +41,7 @@ rule all:
         rules.world.input if USES_WORLD_GENERATOR else [],
         rules.reference_fr.input if USES_WORLD_REFERENCE else [],
         rules.evaluation.input if USES_WORLD_REFERENCE else [],
+        rules.datasets.input,
         rules.report.input,
 
 

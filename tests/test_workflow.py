@@ -101,14 +101,34 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     # Without the onsuccess hook the jobs' checkpoints stay, as after an interrupted run.
     run = snakemake(tmp_path, "--no-hooks")
     assert run.returncode == 0, run.stderr[-4000:]
-    report = (results / "report" / "verification.md").read_text()
-    assert "tiny" in report and "world_reference_fr" in report
+    table = (results / "report" / "table.md").read_text()
+    header = table.splitlines()[0]
+    for column in ("lfw", "cfp_fp", "mean", "IJB-C TAR@1e-4", "IJB-C TAR@1e-5"):
+        assert column in header, header
+    assert "tiny (8 x 3)" in table and "real data (world identities)" in table
+    ijbc = json.loads((results / "evaluation" / "tiny" / "ijbc.json").read_text())
+    assert ijbc["protocol"] == "ijb 1:1 and 1:N" and set(ijbc["tar_at_far"]) == {
+        "1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"
+    }  # fmt: skip
+    assert ijbc["identification"]["n_gallery"] == 3  # one gallery template per subject
+    for rel in ("roc_ijbc.png", "angles.png", "sampling_stats.png", "training_curves.png"):
+        assert (results / "report" / rel).stat().st_size > 10_000, rel
+    html = snakemake(tmp_path, "--report", "results/report.html")
+    assert html.returncode == 0, html.stderr[-3000:]
+    assert (results / "report.html").stat().st_size > 100_000
     for rel in (
         "covariates/covariates.h5",
         "datasets/tiny/variations.h5",
         "training/tiny/model.pt",
+        "datasets/tiny/rendered/index.csv",
+        "datasets/tiny/contact_sheet.png",
     ):
         assert (results / rel).is_file(), rel
+    card = json.loads((results / "datasets" / "tiny" / "card.json").read_text())
+    assert card["counts"] == {"identities": 8, "images_per_identity": 3, "images": 24}
+    assert card["reference_fr"]["checkpoint_sha256"] and card["render"]["format"] == "png"
+    # The render shards (temp) are gone once merged; the rerun below makes them again.
+    assert not list((results / "datasets" / "tiny").glob("render/shard*"))
     quality = pd.read_csv(results / "covariates" / "projection_quality.csv")
     assert quality.columns[0] == "factor" and quality.iloc[0].factor == "all"
     assert quality.iloc[0].psnr_median > 20  # pixel MSE only: the PSNR is reported
@@ -136,6 +156,19 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     assert not files(results / "checkpoints" / "training")
     assert not files(results / "checkpoints" / "datasets")
 
+    # The deleted temp render shards rerun nothing by themselves; a render setting reruns
+    # them and the merge, and nothing upstream.
+    sigma = str(tmp_path / "config" / "sigma.yaml")
+    rendered = "results/datasets/tiny/rendered"
+    same = snakemake(tmp_path, "-n", rendered, "--configfile", sigma)
+    assert same.returncode == 0 and "Nothing to be done" in same.stdout + same.stderr
+    jpeg_config = tmp_path / "config" / "jpeg.yaml"
+    jpeg_config.write_text("render: {format: jpeg, jpeg_quality: 90}\n")
+    jpeg = snakemake(tmp_path, "-n", rendered, "--configfile", sigma, str(jpeg_config))
+    out = jpeg.stdout + jpeg.stderr
+    assert jpeg.returncode == 0 and "merge_render_shards" in out, out[-3000:]
+    assert "render_dataset" in out and "sample_variations" not in out
+
 
 def test_every_default_path_follows_results(tmp_path):
     """With results: elsewhere, every input of the DAG is made by a rule (dry run)."""
@@ -157,6 +190,7 @@ def test_a_yaml_syntax_error_names_the_file_and_position(tmp_path):
     assert "Traceback" not in run.stderr
 
 
+PAPER_DIRS = ("data/multipie", "data/IJB_release/IJBB", "data/IJB_release/IJBC")
 PAPER_FILES = (
     "data/stylegan2-ffhq-256x256.pkl",
     "data/backbone.pth",
@@ -172,7 +206,8 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
     """config/paper.yaml with placeholder files: every stage of the paper, and no world rule
     (real files never silently fall back to the procedural world)."""
     write_config(tmp_path, "seed: 0\n")
-    (tmp_path / "data" / "multipie").mkdir(parents=True)
+    for rel in PAPER_DIRS:
+        (tmp_path / rel).mkdir(parents=True)
     for rel in PAPER_FILES:
         (tmp_path / rel).touch()
     run = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"))
@@ -185,10 +220,19 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
         "fit_covariates": 1,
         "sample_identities": 2,
         "sample_variations": 24,
-        "render_dataset": 3,
+        # Rendering is sharded like the variations (8 shards x 3 datasets), then merged; each
+        # dataset also gets a card and a contact sheet (rule datasets, part of all).
+        "render_dataset": 24,
+        "merge_render_shards": 3,
+        "write_dataset_card": 3,
+        "plot_contact_sheet": 3,
         "train_fr": 3,
         "evaluate_verification": 15,
-        "report_verification": 1,
+        # IJB-B and IJB-C: 8 feature shards per model and set, then one scoring job each.
+        "ijb_features": 48,
+        "ijb_score": 6,
+        "report_table": 1,
+        "report_figures": 1,
     }
     for rule, count in counts.items():
         line = next(line for line in out.splitlines() if line.split()[:1] == [rule])
@@ -221,6 +265,7 @@ covariates:
 training:
   recipe: {layers: [1, 1, 1, 1], widths: [4, 8, 8, 16], input_size: 16, embedding_size: 16,
            batch_size: 8, epochs: 1, milestones: [1], workers: 0}
+ijb: {shards: 1, workers: 0}
 """
 
 
@@ -236,7 +281,13 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     from brownface import config
     from brownface.models.iresnet import iresnet
     from brownface.store import IdentityStore
-    from brownface.world.stages import build_world_cfp_fp, build_world_lfw, build_world_multipie
+    from brownface.world.ijb_set import build_ijbc
+    from brownface.world.stages import (
+        build_world_cfp_fp,
+        build_world_lfw,
+        build_world_multipie,
+        world_renderer,
+    )
 
     write_config(tmp_path, "seed: 0\n")
     data = tmp_path / "data"
@@ -257,6 +308,9 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     build_world_cfp_fp(world, data / "cfp_fp.bin")
     for name in ("agedb_30", "calfw", "cplfw"):  # the same format; other pairs are not needed
         shutil.copy(data / "lfw.bin", data / f"{name}.bin")
+    for name in ("ijbb", "ijbc"):  # insightface's layout with NIST's 1:N lists, 3 subjects
+        root = data / "IJB_release" / name.upper()
+        build_ijbc(world_renderer(world), 0, root, subjects=3, image_size=64, prefix=name)
     (tmp_path / "config" / "tiny.yaml").write_text(PAPER_TINY)
     configs = [str(REPO / "config" / "paper.yaml"), str(tmp_path / "config" / "tiny.yaml")]
     run = snakemake(tmp_path, "--configfile", *configs)
@@ -265,11 +319,12 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     assert "build_world" not in out and "train_world_reference_fr" not in out
     results = tmp_path / "results-paper"
     assert not (results / "world").exists()
-    report = (results / "report" / "verification.md").read_text()
+    report = (results / "report" / "table.md").read_text()
     for name in ("langevin-dispersion", "langevin-disco", "random-dispersion"):
         assert name in report
-    assert "world_reference_fr" not in report
-    assert all(name in report for name in ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw"))
+    assert "real data" not in report  # no reference row unless one is configured
+    columns = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "IJB-B TAR@1e-4", "IJB-C TAR@1e-5")
+    assert all(name in report.splitlines()[0] for name in columns)
     ids = IdentityStore.read(results / "identities" / "langevin" / "identities.h5").provenance
     assert ids["generator"]["kind"] == "stylegan2" and ids["generator"]["checkpoint_sha256"]
     assert ids["reference_fr"]["kind"] == "iresnet"
@@ -278,7 +333,8 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
 
 def test_a_missing_configured_file_is_one_line_naming_its_key(tmp_path):
     write_config(tmp_path, "seed: 0\n")
-    (tmp_path / "data" / "multipie").mkdir(parents=True)
+    for rel in PAPER_DIRS:
+        (tmp_path / rel).mkdir(parents=True)
     for rel in PAPER_FILES:
         if "calfw" not in rel:
             (tmp_path / rel).touch()

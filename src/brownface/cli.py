@@ -118,6 +118,20 @@ def _cmd_check_config(args: argparse.Namespace) -> None:
         )
 
 
+def _cmd_study(args: argparse.Namespace) -> None:
+
+    from brownface.report.study import run_study
+    from brownface.runlog import configure_logging
+
+    configure_logging()
+    snakefile = Path(args.snakefile)
+    if not snakefile.is_file():
+        raise UserError(f"{snakefile}: Snakefile not found (run from the repository root)")
+    claims = run_study(args.config, args.seeds, args.out, cores=args.cores, snakefile=snakefile)
+    verdicts = claims.groupby("verdict").size().to_dict()
+    print(f"wrote {args.out}/study_table.md and {args.out}/claims.md; verdicts: {verdicts}")
+
+
 def _cmd_edit(args: argparse.Namespace) -> None:
     from brownface import config as cfg
     from brownface.covariates.edit import edit_image
@@ -191,6 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--covariates", default=None, help="covariates.h5 (default: config's)")
     p.add_argument("--out", required=True, help="output image")
     p.set_defaults(func=_cmd_edit)
+
+    p = sub.add_parser(
+        "study", help="the workflow once per seed, then mean +- std and the paper's orderings"
+    )
+    p.add_argument("--config", default="config/config.yaml", help="base workflow config")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds to run")
+    p.add_argument("--out", default="results-study", help="study directory")
+    p.add_argument("--cores", type=int, default=2, help="cores of each workflow run")
+    p.add_argument("--snakefile", default="Snakefile", help="the workflow's Snakefile")
+    p.set_defaults(func=_cmd_study)
 
     p = sub.add_parser("world-sheet", help="grid of world identities x pose, light, expression")
     p.add_argument("--config", default=None, help="workflow config (default: built-in defaults)")

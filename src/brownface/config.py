@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -29,7 +30,12 @@ import yaml
 
 from brownface.errors import UserError
 from brownface.models.generator import GENERATOR_KINDS
-from brownface.world.layout import WORLD_VERIFICATION_SETS, world_paths
+from brownface.world.layout import (
+    WORLD_IJB_SETS,
+    WORLD_LFW_TREE,
+    WORLD_VERIFICATION_SETS,
+    world_paths,
+)
 
 
 @cache
@@ -125,6 +131,45 @@ def _check_references(config: dict[str, Any], source: str) -> None:
             raise UserError(
                 f"{source}: training.validation: no verification set named {name!r} (known: {known})"
             )
+        if isinstance(config["verification_sets"][name], dict) or name == WORLD_LFW_TREE:
+            raise UserError(
+                f"{source}: training.validation: {name!r} is an LFW tree; validation during "
+                "training reads .bin sets only"
+            )
+
+
+@dataclass(frozen=True)
+class DatasetRun:
+    """One replica of a dataset: its model and directory name, and what it is drawn from."""
+
+    dataset: str  # the datasets.<name> it replicates
+    identities: str  # the identity run it uses (see identity_runs)
+    seed: int | None  # None = the top-level seed, and the training recipe's own seed
+
+
+def replica_name(name: str, seed: int | None) -> str:
+    """``name`` for the single replica of a dataset without seeds, else ``name@s<seed>``."""
+    return name if seed is None else f"{name}@s{seed}"
+
+
+def dataset_runs(config: Mapping[str, Any]) -> dict[str, DatasetRun]:
+    """Every replica of every dataset (a validated config), by name, in config order."""
+    runs = {}
+    for name, dataset in config["datasets"].items():
+        for seed in dataset["seeds"] or [None]:
+            runs[replica_name(name, seed)] = DatasetRun(
+                name, replica_name(dataset["identities"], seed), seed
+            )
+    return runs
+
+
+def identity_runs(config: Mapping[str, Any]) -> dict[str, tuple[str, int | None]]:
+    """The identity stores the replicas use: run name -> (recipe, seed or None)."""
+    runs = {}
+    for run in dataset_runs(config).values():
+        recipe = config["datasets"][run.dataset]["identities"]
+        runs[run.identities] = (recipe, run.seed)
+    return runs
 
 
 def detected_landmarks_path(results: str) -> str:
@@ -156,14 +201,40 @@ def derive_paths(config: dict[str, Any], source: str = "config") -> None:
     if covariates["multipie"] is None:
         covariates["multipie"] = world["multipie"]
     for name, path in config["verification_sets"].items():
-        if path is None:
+        if path is None and name == WORLD_LFW_TREE:
+            config["verification_sets"][name] = {
+                "pairs": world["lfw_tree_pairs"],
+                "images": world["lfw_tree_images"],
+            }
+        elif path is None:
             if name not in WORLD_VERIFICATION_SETS:
                 raise UserError(
                     f"{source}: verification_sets.{name}: null means the world's set of that "
-                    f"name, and the world writes only {', '.join(WORLD_VERIFICATION_SETS)}; "
+                    f"name, and the world writes only {', '.join(WORLD_VERIFICATION_SETS)} "
+                    f"and {WORLD_LFW_TREE}; "
                     "give a path"
                 )
             config["verification_sets"][name] = world[name]
+    for name, root in config["ijb_sets"].items():
+        if root is None:
+            if name not in WORLD_IJB_SETS:
+                raise UserError(
+                    f"{source}: ijb_sets.{name}: null means the world's set of that name, and "
+                    f"the world writes only {', '.join(WORLD_IJB_SETS)}; give the benchmark's root"
+                )
+            config["ijb_sets"][name] = world[name]
+
+
+def verification_files(config: dict[str, Any]) -> dict[str, str]:
+    """The files of each verification set (a validated config): name -> the .bin; an LFW
+    tree gives ``name.pairs`` and ``name.images``."""
+    files = {}
+    for name, value in config["verification_sets"].items():
+        if isinstance(value, dict):
+            files.update({f"{name}.pairs": value["pairs"], f"{name}.images": value["images"]})
+        else:
+            files[name] = value
+    return files
 
 
 def user_inputs(config: dict[str, Any]) -> dict[str, str]:
@@ -179,7 +250,8 @@ def user_inputs(config: dict[str, Any]) -> dict[str, str]:
         "reference_fr.checkpoint": config["reference_fr"]["checkpoint"],
         "covariates.multipie": config["covariates"]["multipie"],
         "covariates.landmarks": config["covariates"]["landmarks"],
-        **{f"verification_sets.{k}": v for k, v in config["verification_sets"].items()},
+        **{f"verification_sets.{k}": v for k, v in verification_files(config).items()},
+        **{f"ijb_sets.{k}": v for k, v in config["ijb_sets"].items()},
     }
     return {k: v for k, v in inputs.items() if v is not None and v not in made}
 

@@ -1,5 +1,8 @@
 # Shared helpers: config validation (defaults and derived paths filled by brownface.config),
 # the two model specs every sampling job gets, and output, log and checkpoint paths.
+import math
+import re
+
 from brownface import config as brownface_config
 from brownface.models.fr import reference_fr_spec
 from brownface.models.generator import generator_spec as brownface_generator_spec
@@ -54,9 +57,50 @@ def generator_files():
 #: The world is a default, never a fallback: its sets and reference network are built when
 #: the config uses them (the demo), and a run on real files (config/paper.yaml) builds none.
 USES_WORLD_GENERATOR = config["generator"]["kind"] == "world"
-USES_WORLD_REFERENCE = config["reference_fr"]["checkpoint"] == WORLD_PATHS["reference_fr"]
+USES_WORLD_REFERENCE = (
+    config["reference_fr"]["checkpoint"] == WORLD_PATHS["reference_fr"]
+)
+#: Every replica of every dataset (one, or one per datasets.<name>.seeds entry, named
+#: <name>@s<seed>), by the name its files and model carry, and the identity stores they use.
+RUNS = brownface_config.dataset_runs(config)
+IDENTITY_RUNS = brownface_config.identity_runs(config)
+#: The identities target: every recipe at the top-level seed, and every replica's store.
+ALL_IDENTITY_RUNS = list(dict.fromkeys([*config["identities"], *IDENTITY_RUNS]))
+DATASET_NAMES = "|".join(map(re.escape, RUNS)) or "no-datasets"
+IDENTITY_NAMES = "|".join(map(re.escape, ALL_IDENTITY_RUNS)) or "no-recipes"
+
+
+def dataset_config(run):
+    """The datasets.<name> section a replica belongs to."""
+    return config["datasets"][RUNS[run].dataset]
+
+
+def run_seed(run):
+    """The sampling seed of a replica: its own, or the top-level seed."""
+    seed = RUNS[run].seed
+    return config["seed"] if seed is None else seed
+
+
+def identity_recipe(run):
+    """The identities recipe of an identity store (a recipe name, or <recipe>@s<seed>)."""
+    return config["identities"][IDENTITY_RUNS[run][0] if run in IDENTITY_RUNS else run]
+
+
+def identity_seed(run):
+    seed = IDENTITY_RUNS[run][1] if run in IDENTITY_RUNS else None
+    return config["seed"] if seed is None else seed
+
+
+def training_recipe(run):
+    """The training recipe of a replica's model: a replica with a seed trains from it."""
+    recipe = dict(config["training"]["recipe"])
+    if run in RUNS and RUNS[run].seed is not None:
+        recipe["seed"] = RUNS[run].seed
+    return recipe
+
+
 #: Rows of the report: the world's reference network when it steers sampling, then each dataset.
-REPORT_MODELS = [REFERENCE_FR_NAME] * USES_WORLD_REFERENCE + list(config["datasets"])
+REPORT_MODELS = [REFERENCE_FR_NAME] * USES_WORLD_REFERENCE + list(RUNS)
 
 REFERENCE_FR = reference_fr_spec(config["reference_fr"]).to_dict()
 
@@ -72,3 +116,78 @@ def world_params(section=None, keys=None):
     """The world keys a data set depends on (the renderer's, plus a section or some of its
     keys), so changing one data set's settings rebuilds only that data set."""
     return world_inputs(config["world"], section, keys)
+
+
+def render_settings():
+    """The render section as a job param; jpeg_quality only for JPEG, so that changing it does
+    not rerun PNG renders."""
+    section = config["render"]
+    if section["format"] == "jpeg":
+        return dict(section)
+    return {"format": section["format"]}
+
+
+def dataset_recipes(wc):
+    """The identities and variations recipes of a dataset, by name (for its card)."""
+    dataset = dataset_config(wc.dataset)
+    return {
+        kind: {"name": dataset[kind], "recipe": config[kind][dataset[kind]]}
+        for kind in ("identities", "variations")
+    }
+
+
+def verification_set_files(name):
+    """A .bin set's file, or an LFW tree's pairs.txt and image folder."""
+    value = config["verification_sets"][name]
+    return [value["pairs"], value["images"]] if isinstance(value, dict) else [value]
+
+
+#: The report's columns (verification sets, then IJB sets) and its histograms' ICT line.
+BENCHMARKS = [*config["verification_sets"], *config["ijb_sets"]]
+ICT_DEG = (
+    math.degrees(next(iter(config["identities"].values()))["ict"])
+    if config["identities"]
+    else None
+)
+#: One replica per dataset stands for it in the figures (the first; the table has them all).
+FIGURE_RUNS = {
+    name: next(run for run, r in RUNS.items() if r.dataset == name)
+    for name in config["datasets"]
+}
+#: The ROC figure's curves: the real-data reference (when in use), then each dataset.
+FIGURE_MODELS = {
+    **(
+        {"real data (world identities)": REFERENCE_FR_NAME}
+        if USES_WORLD_REFERENCE
+        else {}
+    ),
+    **FIGURE_RUNS,
+}
+
+
+def table_rows():
+    """The table's rows: the real-data reference first, then each dataset with its size."""
+    rows = [
+        {
+            "label": "real data (world identities)",
+            "models": [REFERENCE_FR_NAME],
+            "real": True,
+        }
+    ] * USES_WORLD_REFERENCE
+    for name, dataset in config["datasets"].items():
+        n = config["identities"][dataset["identities"]]["n"]
+        per_identity = config["variations"][dataset["variations"]]["variations"] + 1
+        models = [run for run, r in RUNS.items() if r.dataset == name]
+        seeds = f", {len(models)} seeds" if dataset["seeds"] else ""
+        rows.append(
+            {"label": f"{name} ({n} x {per_identity}{seeds})", "models": models}
+        )
+    return rows
+
+
+def variation_stats(run):
+    """The shard statistics CSVs of a replica's variations."""
+    return expand(
+        results("datasets", run, "variations", "stats{shard:03d}.csv"),
+        shard=range(dataset_config(run)["shards"]),
+    )

@@ -6,8 +6,8 @@ rule sample_identities:
         fr=config["reference_fr"]["checkpoint"],
         generator=generator_files(),
         avoid=lambda wc: (
-            [config["identities"][wc.identities]["avoid"]]
-            if config["identities"][wc.identities]["avoid"]
+            [identity_recipe(wc.identities)["avoid"]]
+            if identity_recipe(wc.identities)["avoid"]
             else []
         ),
     output:
@@ -18,15 +18,15 @@ rule sample_identities:
     benchmark:
         benchmarks("identities", "{identities}.tsv")
     wildcard_constraints:
-        identities="|".join(config["identities"]) or "no-recipes",
+        identities=IDENTITY_NAMES,
     conda:
         "../../envs/brownface.yaml"
     threads: 2
     resources:
         mem_mb=8000,
     params:
-        recipe=lambda wc: config["identities"][wc.identities],
-        seed=config["seed"],
+        recipe=lambda wc: identity_recipe(wc.identities),
+        seed=lambda wc: identity_seed(wc.identities),
         generator=generator_spec(),
         reference_fr=REFERENCE_FR,
         device=config["device"],
@@ -39,7 +39,7 @@ rule identities:
     input:
         expand(
             results("identities", "{identities}", "identities.h5"),
-            identities=config["identities"],
+            identities=ALL_IDENTITY_RUNS,
         ),
 
 

@@ -23,7 +23,7 @@ rule train_fr:
         mem_mb=16000,
         gpus=1,
     params:
-        recipe=config["training"]["recipe"],
+        recipe=lambda wc: training_recipe(wc.dataset),
         validation={
             n: config["verification_sets"][n] for n in config["training"]["validation"]
         },

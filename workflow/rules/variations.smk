@@ -4,13 +4,13 @@
 rule sample_variations:
     input:
         identities=lambda wc: results(
-            "identities", config["datasets"][wc.dataset]["identities"], "identities.h5"
+            "identities", RUNS[wc.dataset].identities, "identities.h5"
         ),
         fr=config["reference_fr"]["checkpoint"],
         generator=generator_files(),
         covariates=lambda wc: (
             [config["covariates"]["path"]]
-            if config["variations"][config["datasets"][wc.dataset]["variations"]][
+            if config["variations"][dataset_config(wc.dataset)["variations"]][
                 "algorithm"
             ]
             == "disco"
@@ -24,7 +24,7 @@ rule sample_variations:
     benchmark:
         benchmarks("variations", "{dataset}", "shard{shard}.tsv")
     wildcard_constraints:
-        dataset="|".join(config["datasets"]) or "no-datasets",
+        dataset=DATASET_NAMES,
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
@@ -32,12 +32,10 @@ rule sample_variations:
     resources:
         mem_mb=8000,
     params:
-        recipe_name=lambda wc: config["datasets"][wc.dataset]["variations"],
-        recipe=lambda wc: config["variations"][
-            config["datasets"][wc.dataset]["variations"]
-        ],
-        shards=lambda wc: config["datasets"][wc.dataset]["shards"],
-        seed=config["seed"],
+        recipe_name=lambda wc: dataset_config(wc.dataset)["variations"],
+        recipe=lambda wc: config["variations"][dataset_config(wc.dataset)["variations"]],
+        shards=lambda wc: dataset_config(wc.dataset)["shards"],
+        seed=lambda wc: run_seed(wc.dataset),
         generator=generator_spec("truncation_psi"),
         reference_fr=REFERENCE_FR,
         device=config["device"],
@@ -49,18 +47,18 @@ rule sample_variations:
 rule merge_variations:
     input:
         identities=lambda wc: results(
-            "identities", config["datasets"][wc.dataset]["identities"], "identities.h5"
+            "identities", RUNS[wc.dataset].identities, "identities.h5"
         ),
         shards=lambda wc: expand(
             results("datasets", wc.dataset, "variations", "shard{shard:03d}.h5"),
-            shard=range(config["datasets"][wc.dataset]["shards"]),
+            shard=range(dataset_config(wc.dataset)["shards"]),
         ),
     output:
         variations=results("datasets", "{dataset}", "variations.h5"),
     log:
         logs("variations", "{dataset}", "merge.log"),
     wildcard_constraints:
-        dataset="|".join(config["datasets"]) or "no-datasets",
+        dataset=DATASET_NAMES,
     conda:
         "../../envs/brownface.yaml"
     script:
@@ -71,7 +69,7 @@ rule variations:
     input:
         expand(
             results("datasets", "{dataset}", "variations.h5"),
-            dataset=config["datasets"],
+            dataset=RUNS,
         ),
 
 

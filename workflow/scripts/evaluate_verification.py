@@ -7,7 +7,7 @@ if __name__ == "__main__":
     with snakemake_job(snakemake):
         evaluate_verification(
             snakemake.input.model,
-            snakemake.input.bin,
+            snakemake.params.benchmark,
             snakemake.output.result,
             name=snakemake.wildcards.vset,
             device=snakemake.params.device,

@@ -115,6 +115,11 @@ class FRModel(nn.Module):
             )
         if self.spec.colour == "bgr":
             images = images.flip(1)
+        if torch.is_inference_mode_enabled():
+            # Embedding only (evaluation, validation, IJB features): channels-last input makes
+            # oneDNN's convolutions ~2.3x faster on CPU, equal to float32 round-off. Sampling
+            # and training (with gradients) keep NCHW and their bytes.
+            images = images.contiguous(memory_format=torch.channels_last)
         out = self.backbone(images)
         if isinstance(out, tuple):  # AdaFace returns (unit embedding, norm)
             unit, norm = out

@@ -320,7 +320,8 @@ class Trainer:
                     return False
             self.scheduler.step()
             self.epoch, self.step_in_epoch = self.epoch + 1, 0
-            if self.val_sets and self.rank == 0:
+            due = self.epoch % self.recipe.validate_every == 0 or self.epoch == self.recipe.epochs
+            if self.val_sets and self.rank == 0 and due:
                 accs = validate(self.model, self.val_sets, self.device)
                 self.history.append(
                     {"epoch_end": self.epoch, "step": self.global_step, "validation": accs}

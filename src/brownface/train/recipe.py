@@ -39,6 +39,7 @@ class TrainRecipe(SchemaParams):
     weight_decay: float = _D["weight_decay"]  # on non-BN parameters and the head's centres
     epochs: int = _D["epochs"]
     milestones: tuple[int, ...] = _D["milestones"]  # epochs where lr is multiplied by gamma
+    validate_every: int = _D["validate_every"]  # epochs between validations (and the last)
     gamma: float = _D["gamma"]
     p_crop: float = _D["p_crop"]
     p_lowres: float = _D["p_lowres"]

@@ -10,6 +10,10 @@ from __future__ import annotations
 REFERENCE_FR_NAME = "world_reference_fr"
 #: Verification sets the world writes, by name (``<results>/world/benchmarks/<name>.bin``).
 WORLD_VERIFICATION_SETS = ("lfw", "cfp_fp")
+#: The world's LFW pairs as the original LFW distribution ships them: a tree and pairs.txt.
+WORLD_LFW_TREE = "lfw_tree"
+#: IJB sets the world writes, by name (``<results>/world/benchmarks/<name>/``).
+WORLD_IJB_SETS = ("ijbc",)
 
 
 def world_path(results: str, *parts: str) -> str:
@@ -27,4 +31,7 @@ def world_paths(results: str) -> dict[str, str]:
             name: world_path(results, "benchmarks", f"{name}.bin")
             for name in WORLD_VERIFICATION_SETS
         },
+        **{name: world_path(results, "benchmarks", name) for name in WORLD_IJB_SETS},
+        "lfw_tree_pairs": world_path(results, "benchmarks", "pairs.txt"),
+        "lfw_tree_images": world_path(results, "benchmarks", "lfw"),
     }

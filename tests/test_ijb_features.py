@@ -82,89 +82,35 @@ def test_alignment_is_skimage_similarity_and_bilinear_warp_with_black_border(tmp
     assert (ref.sum(-1) == 0).any() and (ours[ref.sum(-1) == 0] == 0).all()
 
 
+def _extract(net, root, meta, out, model="m", **kw):
+    """All N images of the benchmark at ``root`` into ``out``."""
+    return extract_features(net, root, meta, out, start=0, stop=N, model_sha256=model, **kw)
+
+
 def test_a_killed_extraction_resumes_to_the_same_bytes(tmp_path):
-    meta = _ijb(tmp_path / "ijb")
-    params = ExtractionParams(batch_size=3)
-    whole = extract_features(
-        Net(),
-        tmp_path / "ijb",
-        meta,
-        tmp_path / "a.h5",
-        start=0,
-        stop=N,
-        model_sha256="m",
-        params=params,
-    )
-    partial = tmp_path / "ckpt" / "b.h5"
+    root, meta = tmp_path / "ijb", _ijb(tmp_path / "ijb")
+    kw = dict(partial=tmp_path / "ckpt" / "b.h5", params=ExtractionParams(batch_size=3))
+    whole = _extract(Net(), root, meta, tmp_path / "a.h5", params=kw["params"])
     with pytest.raises(KeyboardInterrupt):
-        extract_features(
-            Net(fail_after=12),
-            tmp_path / "ijb",
-            meta,
-            tmp_path / "b.h5",
-            start=0,
-            stop=N,
-            model_sha256="m",
-            partial=partial,
-            params=params,
-        )
-    assert partial.exists() and not (tmp_path / "b.h5").exists()
+        _extract(Net(fail_after=12), root, meta, tmp_path / "b.h5", **kw)  # killed in batch 3
+    assert kw["partial"].exists() and not (tmp_path / "b.h5").exists()
     net = Net()
-    extract_features(
-        net,
-        tmp_path / "ijb",
-        meta,
-        tmp_path / "b.h5",
-        start=0,
-        stop=N,
-        model_sha256="m",
-        partial=partial,
-        params=params,
-    )
+    _extract(net, root, meta, tmp_path / "b.h5", **kw)
     assert net.seen == 2 * (N - 6)  # only the rest was embedded
-    assert not partial.exists()
+    assert not kw["partial"].exists()
     np.testing.assert_array_equal(read_features([whole], N), read_features([tmp_path / "b.h5"], N))
     # A partial cache of another model is not resumed.
     with pytest.raises(KeyboardInterrupt):
-        extract_features(
-            Net(fail_after=3),
-            tmp_path / "ijb",
-            meta,
-            tmp_path / "c.h5",
-            start=0,
-            stop=N,
-            model_sha256="m",
-            partial=partial,
-            params=params,
-        )
+        _extract(Net(fail_after=3), root, meta, tmp_path / "c.h5", **kw)
     net = Net()
-    extract_features(
-        net,
-        tmp_path / "ijb",
-        meta,
-        tmp_path / "c.h5",
-        start=0,
-        stop=N,
-        model_sha256="other",
-        partial=partial,
-        params=params,
-    )
+    _extract(net, root, meta, tmp_path / "c.h5", model="other", **kw)
     assert net.seen == 2 * N
 
 
 def test_shards_tile_the_images_and_give_the_same_bytes(tmp_path):
     meta = _ijb(tmp_path / "ijb")
     params = ExtractionParams(batch_size=2)
-    one = extract_features(
-        Net(),
-        tmp_path / "ijb",
-        meta,
-        tmp_path / "one.h5",
-        start=0,
-        stop=N,
-        model_sha256="m",
-        params=params,
-    )
+    one = _extract(Net(), tmp_path / "ijb", meta, tmp_path / "one.h5", params=params)
     shards = []
     for k in range(3):
         # Ranges start on batch boundaries, so every batch holds the same images as in one job.
@@ -195,7 +141,5 @@ def test_a_missing_image_is_one_line(tmp_path):
     meta = _ijb(tmp_path / "ijb")
     (tmp_path / "ijb" / "loose_crop" / "4.jpg").unlink()
     with pytest.raises(UserError, match=r"4.jpg: IJB image listed in the meta files is missing"):
-        extract_features(
-            Net(), tmp_path / "ijb", meta, tmp_path / "x.h5", start=0, stop=N, model_sha256="m"
-        )
+        _extract(Net(), tmp_path / "ijb", meta, tmp_path / "x.h5")
     assert not (tmp_path / "x.h5").exists()

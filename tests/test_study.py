@@ -33,6 +33,8 @@ def test_seed_config_varies_world_sampling_and_training_seeds():
     assert cfg["world"]["reference_fr"]["recipe"]["seed"] == 3
     assert cfg["training"]["recipe"]["seed"] == 3 and cfg["results"] == "study/seed3/results"
     assert "seed" not in BASE  # the base is untouched
+    # The base's own seeds are not written again: that run has the base's parameters exactly.
+    assert seed_config(BASE, 0, "r") == {**BASE, "results": "r"}
     brownface_config.validate(copy.deepcopy(cfg))  # a valid config
 
 

@@ -87,14 +87,25 @@ def paper_claims(config: Mapping[str, Any]) -> list[Claim]:
 def seed_config(base: Mapping[str, Any], seed: int, results: str) -> dict[str, Any]:
     """The base config with every seed a study varies set to ``seed``, writing to ``results``:
     the workflow's (sampling), the world's (its identities and data sets), the world reference
-    network's training and every dataset model's training."""
+    network's training and every dataset model's training.
+
+    A seed already in effect (given or by default) is not written again, so the run whose
+    seeds are the base's has the base's parameters exactly (Snakemake compares them in order).
+    """
+    from brownface import config as brownface_config
+
+    effective = brownface_config.validate(copy.deepcopy(dict(base)), source="study base config")
     config = copy.deepcopy(dict(base))
-    config["seed"] = seed
     config["results"] = results
-    world = config.setdefault("world", {})
-    world["seed"] = seed
-    world.setdefault("reference_fr", {}).setdefault("recipe", {})["seed"] = seed
-    config.setdefault("training", {}).setdefault("recipe", {})["seed"] = seed
+    for path in ((), ("world",), ("world", "reference_fr", "recipe"), ("training", "recipe")):
+        given, default = config, effective
+        for key in path:
+            given, default = given.get(key, {}), default[key]
+        if "seed" in given or default["seed"] != seed:
+            section = config
+            for key in path:
+                section = section.setdefault(key, {})
+            section["seed"] = seed
     return config
 
 

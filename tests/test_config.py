@@ -12,7 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_embedded_default_validates_and_fills_defaults():
     cfg = config.load(REPO / "config" / "config.yaml")
-    assert cfg["world"]["multipie"]["subjects"] == 40
+    assert cfg["world"]["multipie"]["subjects"] == 8  # the SVMs' subjects only
     assert cfg["world"]["benchmarks"]["lfw_pairs_per_fold"] == 300
     assert cfg["generator"]["truncation_psi"] == 0.7
 

@@ -9,7 +9,8 @@ from worldkit import small_fr_file
 
 from brownface import config
 from brownface.dataset.layout import read_index
-from brownface.dataset.stages import render_dataset
+from brownface.dataset.render import RenderSettings
+from brownface.dataset.stages import merge_render_shards, render_dataset
 from brownface.errors import UserError
 from brownface.models import generator as generator_module
 from brownface.models.align import apply_matrix, arcface_template
@@ -100,7 +101,8 @@ def test_a_new_kind_is_one_module_and_one_registry_line(monkeypatch, tmp_path):
                      str(tmp_path / "variations.h5"))  # fmt: skip
     assert VariationStore.read(tmp_path / "variations.h5").w.shape == (6, 4, 8)
     render_dataset(
-        spec, variations=tmp_path / "variations.h5", out_root=tmp_path / "rendered",
-        image_size=16, device="cpu",
+        spec, RenderSettings(), variations=tmp_path / "variations.h5",
+        out_root=tmp_path / "shard000", image_size=16, shard=0, shards=1, device="cpu",
     )  # fmt: skip
+    merge_render_shards([str(tmp_path / "shard000")], tmp_path / "rendered")
     assert len(read_index(tmp_path / "rendered")) == 24

@@ -348,7 +348,8 @@ def test_every_stage_runs_on_a_stylegan2_pickle(tmp_path, world, capsys):
     from brownface.covariates.stages import project_multipie
     from brownface.covariates.svm import COVARIATES, covariate_store, fit_direction
     from brownface.dataset.layout import read_index
-    from brownface.dataset.stages import render_dataset
+    from brownface.dataset.render import RenderSettings
+    from brownface.dataset.stages import merge_render_shards, render_dataset
     from brownface.sampling.dispersion import VariationParams
     from brownface.sampling.langevin import IdentityParams
     from brownface.sampling.stages import merge_variations, sample_identities, sample_variations
@@ -379,9 +380,10 @@ def test_every_stage_runs_on_a_stylegan2_pickle(tmp_path, world, capsys):
                      str(tmp_path / "variations.h5"))  # fmt: skip
     assert VariationStore.read(tmp_path / "variations.h5").w.shape == (4, 3, 32)
     render_dataset(
-        spec, variations=tmp_path / "variations.h5", out_root=tmp_path / "rendered",
-        image_size=16, device="cpu",
+        spec, RenderSettings(), variations=tmp_path / "variations.h5",
+        out_root=tmp_path / "shard000", image_size=16, shard=0, shards=1, device="cpu",
     )  # fmt: skip
+    merge_render_shards([str(tmp_path / "shard000")], tmp_path / "rendered")
     assert len(read_index(tmp_path / "rendered")) == 12
 
     mp = MultiPieSpec(subjects=1, image_size=48, attendance=1.0, cameras=("13_0",), flashes=(1, 11))

@@ -55,6 +55,14 @@ class Claim:
     what: str  # the ordering in words
 
 
+#: The paper's orderings: (the recipe kind that differs, the better and the worse algorithm,
+#: the kind both datasets share, the ordering in words).
+ORDERINGS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("identities", "langevin", "random", "variations", "Langevin over random identities"),
+    ("variations", "disco", "dispersion", "identities", "DisCo over Dispersion"),
+)
+
+
 def paper_claims(config: Mapping[str, Any]) -> list[Claim]:
     """The orderings the paper claims, among the configured datasets."""
     datasets = config["datasets"]
@@ -65,22 +73,13 @@ def paper_claims(config: Mapping[str, Any]) -> list[Claim]:
     claims = []
     for a in datasets:
         for b in datasets:
-            same_variations = datasets[a]["variations"] == datasets[b]["variations"]
-            same_identities = datasets[a]["identities"] == datasets[b]["identities"]
-            if (
-                same_variations
-                and algorithm(a, "identities") == "langevin"
-                and algorithm(b, "identities") == "random"
-            ):
-                what = f"Langevin over random identities (variations {datasets[a]['variations']})"
-                claims.append(Claim(a, b, what))
-            if (
-                same_identities
-                and algorithm(a, "variations") == "disco"
-                and algorithm(b, "variations") == "dispersion"
-            ):
-                what = f"DisCo over Dispersion (identities {datasets[a]['identities']})"
-                claims.append(Claim(a, b, what))
+            for kind, better, worse, shared, what in ORDERINGS:
+                if (
+                    datasets[a][shared] == datasets[b][shared]
+                    and algorithm(a, kind) == better
+                    and algorithm(b, kind) == worse
+                ):
+                    claims.append(Claim(a, b, f"{what} ({shared} {datasets[a][shared]})"))
     return claims
 
 

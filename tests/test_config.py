@@ -116,6 +116,26 @@ def test_validation_sets_must_exist():
         config.validate({"training": {"validation": ["agedb_30"]}})
 
 
+def test_real_models_are_named_apart_and_their_checkpoints_checked(tmp_path):
+    casia = {"label": "CASIA-WebFace", "kind": "adaface", "checkpoint": str(tmp_path / "a.ckpt")}
+    cfg = config.validate({"real_models": {"casia": dict(casia)}})
+    assert cfg["real_models"]["casia"]["arch"] == "iresnet50"  # the schema's defaults filled
+    with pytest.raises(UserError, match="real_models.casia.checkpoint: .*a.ckpt does not exist"):
+        config.check_inputs(cfg)
+    (tmp_path / "a.ckpt").touch()
+    config.check_inputs(cfg)
+    datasets = {
+        "identities": {"lang": {"algorithm": "langevin", "n": 10}},
+        "variations": {"disp": {"algorithm": "dispersion"}},
+        "datasets": {"demo": {"identities": "lang", "variations": "disp"}},
+    }
+    for name in ("demo", "world_reference_fr", "a/b"):
+        with pytest.raises(UserError, match=f"real_models.{name}: a model name must be"):
+            config.validate({**datasets, "real_models": {name: dict(casia)}})
+    with pytest.raises(UserError, match="label"):
+        config.validate({"real_models": {"casia": {"kind": "adaface", "checkpoint": "x"}}})
+
+
 def test_default_paths_derive_from_results():
     cfg = config.validate({"results": "elsewhere"})
     assert cfg["reference_fr"]["checkpoint"] == "elsewhere/world/reference_fr/model.pt"

@@ -54,9 +54,11 @@ def test_verdicts():
 
 
 def test_study_report_tables_and_claims(tmp_path):
-    config = brownface_config.validate(copy.deepcopy(BASE))
+    casia = {"label": "CASIA-WebFace", "kind": "adaface", "checkpoint": "casia.ckpt"}
+    config = brownface_config.validate({**copy.deepcopy(BASE), "real_models": {"casia": casia}})
     # lfw: Langevin beats random by ~3 at every seed; DisCo and Dispersion trade places.
     values = {
+        "casia": ([97, 97, 97], [92, 92, 92]),
         "random-dispersion": ([80, 81, 82], [60, 61, 62]),
         "langevin-dispersion": ([83, 84.1, 84.9], [62, 60, 63]),
         "langevin-disco": ([84, 83, 86], [58, 57, 59]),
@@ -88,6 +90,9 @@ def test_study_report_tables_and_claims(tmp_path):
         and "real data (world identities, 3 seeds)" in table
     )
     assert "84.00 ± 0.95" in table  # mean and std over the seeds
+    lines = table.splitlines()
+    assert lines[2].startswith("| real data (world") and lines[3].startswith("| CASIA-WebFace ")
+    assert "97.00 ± 0.00" in lines[3]  # one checkpoint: no spread over the seeds
     assert "holds" in (tmp_path / "claims.md").read_text()
     with pytest.raises(UserError, match="no evaluation result of model 'x@seed0' on 'lfw'"):
         other = {**config, "datasets": {"x": BASE["datasets"]["random-dispersion"]}}

@@ -177,11 +177,12 @@ def test_evaluate_verification_writes_a_result(dataset, tmp_path):
     rng = np.random.default_rng(0)
     images = [encode(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), "png") for _ in range(40)]
     write_bin(tmp_path / "set.bin", images, [i % 2 == 0 for i in range(20)])
+    spec = {"kind": "brownface", "checkpoint": str(tmp_path / "out" / "model.pt")}
     evaluate_verification(
-        tmp_path / "out" / "model.pt", tmp_path / "set.bin", tmp_path / "r.json", name="set"
+        spec, tmp_path / "set.bin", tmp_path / "r.json", name="set", model_name="tiny"
     )
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["benchmark"] == "set" and result["n_pairs"] == 20 and 0 <= result["accuracy"] <= 1
-    assert result["model"] == "tiny"  # from the provenance the trainer put in model.pt
+    assert result["model"] == "tiny" and result["model_kind"] == "brownface"
     assert result["training_data"]["fingerprint"] == trainer.data_fingerprint
     assert result["training_data"]["images"] == 64 and len(result["model_sha256"]) == 64

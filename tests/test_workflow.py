@@ -194,6 +194,7 @@ PAPER_DIRS = ("data/multipie", "data/IJB_release/IJBB", "data/IJB_release/IJBC")
 PAPER_FILES = (
     "data/stylegan2-ffhq-256x256.pkl",
     "data/backbone.pth",
+    "data/adaface_ir50_casia.ckpt",
     "data/lfw.bin",
     "data/cfp_fp.bin",
     "data/agedb_30.bin",
@@ -227,10 +228,11 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
         "write_dataset_card": 3,
         "plot_contact_sheet": 3,
         "train_fr": 3,
-        "evaluate_verification": 15,
+        # Three datasets' models and the real-data row (real_models.casia-webface), 5 sets.
+        "evaluate_verification": 20,
         # IJB-B and IJB-C: 8 feature shards per model and set, then one scoring job each.
-        "ijb_features": 48,
-        "ijb_score": 6,
+        "ijb_features": 64,
+        "ijb_score": 8,
         "report_table": 1,
         "report_figures": 1,
     }
@@ -245,6 +247,8 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
 
 PAPER_TINY = """
 reference_fr: {arch: iresnet18}
+real_models:
+  casia-webface: {arch: ir_18}
 identities:
   langevin: {n: 4, iterations: 1}
   random: {n: 4}
@@ -279,6 +283,7 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     from nvidia_format import random_net, tiny_config, write_network_pickle
 
     from brownface import config
+    from brownface.models.adaface import adaface_ir
     from brownface.models.iresnet import iresnet
     from brownface.store import IdentityStore
     from brownface.world.ijb_set import build_ijbc
@@ -295,6 +300,9 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     write_network_pickle(random_net(tiny_config()), data / "stylegan2-ffhq-256x256.pkl")
     torch.manual_seed(0)
     torch.save(iresnet("r18").state_dict(), data / "backbone.pth")
+    adaface = {"model." + k: v for k, v in adaface_ir("ir_18").state_dict().items()}
+    lightning = {"state_dict": {**adaface, "head.kernel": torch.randn(512, 4)}, "epoch": 1}
+    torch.save(lightning, data / "adaface_ir50_casia.ckpt")  # AdaFace's Lightning layout
     world = config.validate(
         {"world": {
             "multipie": {"subjects": 2, "image_size": 128,
@@ -322,7 +330,10 @@ def test_the_paper_config_on_tiny_files_in_the_real_formats(tmp_path):
     report = (results / "report" / "table.md").read_text()
     for name in ("langevin-dispersion", "langevin-disco", "random-dispersion"):
         assert name in report
-    assert "real data" not in report  # no reference row unless one is configured
+    assert "real data (world" not in report  # the world's network is no row here
+    assert "| CASIA-WebFace (10k identities, 0.5M images) |" in report  # real_models
+    casia = json.loads((results / "evaluation" / "casia-webface" / "lfw.json").read_text())
+    assert casia["model_kind"] == "adaface" and casia["model"] == "casia-webface"
     columns = ("lfw", "cfp_fp", "agedb_30", "calfw", "cplfw", "IJB-B TAR@1e-4", "IJB-C TAR@1e-5")
     assert all(name in report.splitlines()[0] for name in columns)
     ids = IdentityStore.read(results / "identities" / "langevin" / "identities.h5").provenance

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -31,6 +32,7 @@ import yaml
 from brownface.errors import UserError
 from brownface.models.generator import GENERATOR_KINDS
 from brownface.world.layout import (
+    REFERENCE_FR_NAME,
     WORLD_IJB_SETS,
     WORLD_LFW_TREE,
     WORLD_VERIFICATION_SETS,
@@ -125,6 +127,13 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                     f"{source}: datasets.{name}.{kind}: no {kind} recipe named "
                     f"{dataset[kind]!r} (known: {known})"
                 )
+    taken = {REFERENCE_FR_NAME, *dataset_runs(config)}
+    for name in config["real_models"]:
+        if name in taken or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+            raise UserError(
+                f"{source}: real_models.{name}: a model name must be letters, digits, '_', "
+                f"'.' or '-' and differ from the datasets and {REFERENCE_FR_NAME!r}"
+            )
     for name in config["training"]["validation"]:
         if name not in config["verification_sets"]:
             known = ", ".join(sorted(config["verification_sets"])) or "none defined"
@@ -252,6 +261,9 @@ def user_inputs(config: dict[str, Any]) -> dict[str, str]:
         "covariates.landmarks": config["covariates"]["landmarks"],
         **{f"verification_sets.{k}": v for k, v in verification_files(config).items()},
         **{f"ijb_sets.{k}": v for k, v in config["ijb_sets"].items()},
+        **{
+            f"real_models.{k}.checkpoint": m["checkpoint"] for k, m in config["real_models"].items()
+        },
     }
     return {k: v for k, v in inputs.items() if v is not None and v not in made}
 

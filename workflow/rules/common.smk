@@ -99,17 +99,37 @@ def training_recipe(run):
     return recipe
 
 
-#: Rows of the report: the world's reference network when it steers sampling, then each dataset.
-REPORT_MODELS = [REFERENCE_FR_NAME] * USES_WORLD_REFERENCE + list(RUNS)
+#: The real-data models (config real_models): the world's reference network when it steers
+#: sampling, then each configured one (e.g. a CASIA-WebFace model), by name -> row label.
+REAL_MODELS = {
+    **(
+        {REFERENCE_FR_NAME: "real data (world identities)"}
+        if USES_WORLD_REFERENCE
+        else {}
+    ),
+    **{name: m["label"] for name, m in config["real_models"].items()},
+}
+#: Rows of the report: the real-data models, then each dataset's replicas.
+REPORT_MODELS = [*REAL_MODELS, *RUNS]
 
 REFERENCE_FR = reference_fr_spec(config["reference_fr"]).to_dict()
 
 
-def model_file(model):
-    """The model.pt of a model name: the world's reference network or a trained dataset."""
+def model_spec(model):
+    """The FR spec (FRSpec.to_dict) of a scored model: the world's reference network, a
+    real_models entry (its label as training data), or a dataset's trained model.pt."""
     if model == REFERENCE_FR_NAME:
-        return WORLD_PATHS["reference_fr"]
-    return results("training", model, "model.pt")
+        return {"kind": "brownface", "checkpoint": WORLD_PATHS["reference_fr"]}
+    if model in config["real_models"]:
+        section = config["real_models"][model]
+        spec = reference_fr_spec(section).to_dict()
+        return {**spec, "extra": {"training_data": section["label"]}}
+    return {"kind": "brownface", "checkpoint": results("training", model, "model.pt")}
+
+
+def model_file(model):
+    """The weights file of a model name (a job input, so a new file reruns its scores)."""
+    return model_spec(model)["checkpoint"]
 
 
 def world_params(section=None, keys=None):
@@ -154,13 +174,9 @@ FIGURE_RUNS = {
     name: next(run for run, r in RUNS.items() if r.dataset == name)
     for name in config["datasets"]
 }
-#: The ROC figure's curves: the real-data reference (when in use), then each dataset.
+#: The ROC figure's curves: the real-data models, then each dataset.
 FIGURE_MODELS = {
-    **(
-        {"real data (world identities)": REFERENCE_FR_NAME}
-        if USES_WORLD_REFERENCE
-        else {}
-    ),
+    **{label: name for name, label in REAL_MODELS.items()},
     **FIGURE_RUNS,
 }
 
@@ -168,12 +184,9 @@ FIGURE_MODELS = {
 def table_rows():
     """The table's rows: the real-data reference first, then each dataset with its size."""
     rows = [
-        {
-            "label": "real data (world identities)",
-            "models": [REFERENCE_FR_NAME],
-            "real": True,
-        }
-    ] * USES_WORLD_REFERENCE
+        {"label": label, "models": [name], "real": True}
+        for name, label in REAL_MODELS.items()
+    ]
     for name, dataset in config["datasets"].items():
         n = config["identities"][dataset["identities"]]["n"]
         per_identity = config["variations"][dataset["variations"]]["variations"] + 1

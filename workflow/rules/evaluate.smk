@@ -20,6 +20,7 @@ rule evaluate_verification:
     resources:
         mem_mb=4000,
     params:
+        model=lambda wc: model_spec(wc.model),
         benchmark=lambda wc: config["verification_sets"][wc.vset],
         device=config["device"],
     script:
@@ -48,6 +49,7 @@ rule ijb_features:
     resources:
         mem_mb=4000,
     params:
+        model=lambda wc: model_spec(wc.model),
         shard=lambda wc: int(wc.shard),
         shards=config["ijb"]["shards"],
         batch_size=config["ijb"]["batch_size"],

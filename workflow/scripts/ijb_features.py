@@ -7,10 +7,11 @@ if __name__ == "__main__":
     p = snakemake.params
     with snakemake_job(snakemake):
         ijb_features(
-            snakemake.input.model,
+            p.model,
             snakemake.input.root,
             snakemake.output.features,
             name=snakemake.wildcards.ijb,
+            model_name=snakemake.wildcards.model,
             shard=p.shard,
             shards=p.shards,
             partial=p.partial,

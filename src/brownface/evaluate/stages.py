@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from brownface.evaluate.ijb import read_ijb
 from brownface.evaluate.ijb_eval import score_ijb, write_ijb_outputs
@@ -18,29 +19,48 @@ from brownface.evaluate.ijb_score import IJBSwitches
 from brownface.evaluate.verification import evaluate_bin, evaluate_lfw_tree, write_result_json
 from brownface.models.checkpoints import sha256_file
 from brownface.models.device import resolve_device
-from brownface.models.fr import FRSpec, load_fr
+from brownface.models.fr import FRModel, FRSpec, load_fr
 from brownface.sharding import shard_range
 
 log = logging.getLogger(__name__)
 
 
+def _load_model(model: FRSpec | Mapping[str, Any], device: str) -> tuple[FRModel, str]:
+    """The FR network of a spec (a brownface model.pt, an insightface backbone.pth or an
+    AdaFace .ckpt) on ``device``, and its checkpoint's path."""
+    spec = model if isinstance(model, FRSpec) else FRSpec.from_dict(dict(model))
+    return load_fr(spec, device=resolve_device(device)), str(spec.checkpoint)
+
+
+def _model_provenance(fr: FRModel, checkpoint: str, name: str) -> dict[str, Any]:
+    """What a result records about its model: name, kind, file, sha256 and training data (a
+    brownface model carries it; a real model's config label says it)."""
+    return {
+        "model": name,
+        "model_kind": fr.spec.kind,
+        "model_file": str(checkpoint),
+        "model_sha256": sha256_file(checkpoint),
+        "training_data": fr.spec.extra.get("training_data"),
+    }
+
+
 def evaluate_verification(
-    model: str | Path,  # a brownface model.pt
+    model: FRSpec | Mapping[str, Any],  # the FR spec (FRSpec.to_dict) of the model to score
     benchmark: str | Path | Mapping[str, str],  # a .bin set, or {pairs, images} of LFW
     out: str | Path,  # the result JSON
     *,
     name: str,  # the benchmark's name (config verification_sets.<name>)
+    model_name: str,  # the model's name (a dataset replica, or a real_models key)
     device: str = "auto",
 ) -> None:
     """Flip-fused 10-fold accuracy of a model on a ``.bin`` set or an original LFW tree, as a
     result JSON.
 
-    The JSON records the model (its name and training data, from the provenance its trainer
-    wrote into model.pt, and the file's sha256) and the benchmark (name and file sha256: the
-    .bin's, or pairs.txt's for a tree).
+    The JSON records the model (its name, kind, file and sha256, and its training data) and
+    the benchmark (name and file sha256: the .bin's, or pairs.txt's for a tree).
     """
+    fr, checkpoint = _load_model(model, device)
     dev = resolve_device(device)
-    fr = load_fr(FRSpec(kind="brownface", checkpoint=str(model)), device=dev)
     if isinstance(benchmark, Mapping):
         pairs, images = benchmark["pairs"], benchmark["images"]
         result = evaluate_lfw_tree(images, pairs, fr, batch_size=128, device=dev)
@@ -49,24 +69,20 @@ def evaluate_verification(
     else:
         result = evaluate_bin(benchmark, fr, batch_size=128, device=dev)
         files, digest = {"benchmark_file": str(benchmark)}, sha256_file(benchmark)
-    model_name = fr.spec.extra.get("name") or Path(model).parent.name
-    provenance = {
-        "model_file": str(model),
-        "model_sha256": sha256_file(model),
-        "training_data": fr.spec.extra.get("training_data"),
-        **files,
-        "benchmark_sha256": digest,
-    }
+    provenance = _model_provenance(fr, checkpoint, model_name)
+    del provenance["model"]
+    provenance.update(files, benchmark_sha256=digest)
     write_result_json(out, result, model=model_name, benchmark=name, provenance=provenance)
     log.info("%s on %s: accuracy %.4f +- %.4f", model_name, name, result.accuracy, result.std)
 
 
 def ijb_features(
-    model: str | Path,  # a brownface model.pt
+    model: FRSpec | Mapping[str, Any],  # the FR spec (FRSpec.to_dict) of the model to score
     root: str | Path,  # the IJB benchmark root
     out: str | Path,  # this shard's feature cache
     *,
     name: str,  # ijbb or ijbc
+    model_name: str,  # the model's name (a dataset replica, or a real_models key)
     shard: int,
     shards: int,
     partial: str | Path,  # where the cache grows until complete (resumed after a kill)
@@ -78,16 +94,8 @@ def ijb_features(
     meta = read_ijb(root, prefix=name)
     # Shards start on batch boundaries: each batch holds the same images however many shards.
     start, stop = shard_range(len(meta.image_names), shards, shard, align=batch_size)
-    dev = resolve_device(device)
-    fr = load_fr(FRSpec(kind="brownface", checkpoint=str(model)), device=dev)
-    digest = sha256_file(model)
-    provenance = {
-        "model": fr.spec.extra.get("name") or Path(model).parent.name,
-        "model_file": str(model),
-        "model_sha256": digest,
-        "training_data": fr.spec.extra.get("training_data"),
-        "benchmark_root": str(root),
-    }
+    fr, checkpoint = _load_model(model, device)
+    provenance = {**_model_provenance(fr, checkpoint, model_name), "benchmark_root": str(root)}
     log.info("%s shard %d/%d: images [%d, %d)", name, shard, shards, start, stop)
     extract_features(
         fr,
@@ -96,10 +104,10 @@ def ijb_features(
         out,
         start=start,
         stop=stop,
-        model_sha256=digest,
+        model_sha256=provenance["model_sha256"],
         partial=partial,
         params=ExtractionParams(batch_size=batch_size, workers=workers),
-        device=dev,
+        device=resolve_device(device),
         provenance=provenance,
     )
 

@@ -168,9 +168,13 @@ def study_report(
         TableRow(f"{name} ({len(seeds)} seeds)", tuple(f"{name}@seed{s}" for s in seeds))
         for name in names
     ]
+    # The world's network is retrained per seed; a real_models checkpoint is the same file in
+    # every run (its spread is 0), so its row keeps its label.
+    real = [(name, m["label"]) for name, m in config.get("real_models", {}).items()]
     if any(key[0].startswith(REFERENCE_FR_NAME + "@") for key in records):
-        models = tuple(f"{REFERENCE_FR_NAME}@seed{s}" for s in seeds)
-        rows.insert(0, TableRow(f"real data (world identities, {len(seeds)} seeds)", models, True))
+        real.insert(0, (REFERENCE_FR_NAME, f"real data (world identities, {len(seeds)} seeds)"))
+    for k, (name, label) in enumerate(real):
+        rows.insert(k, TableRow(label, tuple(f"{name}@seed{s}" for s in seeds), True))
     cols = columns(
         list(config["verification_sets"]), list(config["ijb_sets"]), config["ijb"]["report_fars"]
     )

@@ -180,7 +180,9 @@ def roc_figure(
         ax.set_xlabel("false accept rate (FAR)")
         ax.set_ylabel("true accept rate (TAR, %)")
         ax.set_title(title)
-        ax.legend(loc="lower right")
+        # Curves rise to the right and may cross anywhere: the least covered corner, on a
+        # light frame so that a curve under the labels does not strike them through.
+        ax.legend(loc="best", frameon=True, framealpha=0.9, edgecolor="none")
 
 
 # ---------------------------------------------------------------------------------------------

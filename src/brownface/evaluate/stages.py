@@ -27,18 +27,19 @@ log = logging.getLogger(__name__)
 
 def _load_model(model: FRSpec | Mapping[str, Any], device: str) -> tuple[FRModel, str]:
     """The FR network of a spec (a brownface model.pt, an insightface backbone.pth or an
-    AdaFace .ckpt) on ``device``, and its checkpoint's path."""
+    AdaFace .ckpt) and the device it was put on."""
     spec = model if isinstance(model, FRSpec) else FRSpec.from_dict(dict(model))
-    return load_fr(spec, device=resolve_device(device)), str(spec.checkpoint)
+    dev = resolve_device(device)
+    return load_fr(spec, device=dev), dev
 
 
-def _model_provenance(fr: FRModel, checkpoint: str, name: str) -> dict[str, Any]:
-    """What a result records about its model: name, kind, file, sha256 and training data (a
+def _model_provenance(fr: FRModel) -> dict[str, Any]:
+    """What a result records about its model: kind, file, sha256 and training data (a
     brownface model carries it; a real model's config label says it)."""
+    checkpoint = str(fr.spec.checkpoint)
     return {
-        "model": name,
         "model_kind": fr.spec.kind,
-        "model_file": str(checkpoint),
+        "model_file": checkpoint,
         "model_sha256": sha256_file(checkpoint),
         "training_data": fr.spec.extra.get("training_data"),
     }
@@ -59,8 +60,7 @@ def evaluate_verification(
     The JSON records the model (its name, kind, file and sha256, and its training data) and
     the benchmark (name and file sha256: the .bin's, or pairs.txt's for a tree).
     """
-    fr, checkpoint = _load_model(model, device)
-    dev = resolve_device(device)
+    fr, dev = _load_model(model, device)
     if isinstance(benchmark, Mapping):
         pairs, images = benchmark["pairs"], benchmark["images"]
         result = evaluate_lfw_tree(images, pairs, fr, batch_size=128, device=dev)
@@ -69,9 +69,7 @@ def evaluate_verification(
     else:
         result = evaluate_bin(benchmark, fr, batch_size=128, device=dev)
         files, digest = {"benchmark_file": str(benchmark)}, sha256_file(benchmark)
-    provenance = _model_provenance(fr, checkpoint, model_name)
-    del provenance["model"]
-    provenance.update(files, benchmark_sha256=digest)
+    provenance = {**_model_provenance(fr), **files, "benchmark_sha256": digest}
     write_result_json(out, result, model=model_name, benchmark=name, provenance=provenance)
     log.info("%s on %s: accuracy %.4f +- %.4f", model_name, name, result.accuracy, result.std)
 
@@ -94,8 +92,8 @@ def ijb_features(
     meta = read_ijb(root, prefix=name)
     # Shards start on batch boundaries: each batch holds the same images however many shards.
     start, stop = shard_range(len(meta.image_names), shards, shard, align=batch_size)
-    fr, checkpoint = _load_model(model, device)
-    provenance = {**_model_provenance(fr, checkpoint, model_name), "benchmark_root": str(root)}
+    fr, dev = _load_model(model, device)
+    provenance = {"model": model_name, **_model_provenance(fr), "benchmark_root": str(root)}
     log.info("%s shard %d/%d: images [%d, %d)", name, shard, shards, start, stop)
     extract_features(
         fr,
@@ -107,7 +105,7 @@ def ijb_features(
         model_sha256=provenance["model_sha256"],
         partial=partial,
         params=ExtractionParams(batch_size=batch_size, workers=workers),
-        device=resolve_device(device),
+        device=dev,
         provenance=provenance,
     )
 

@@ -2,14 +2,15 @@
 
 The demo's Langevin leaves every identity with a neighbour inside ICT (``frac_below_ict`` = 1.0).
 This experiment asks why: it runs the demo's Langevin recipe (seed 0) for increasing N and
-iteration counts (one run per N, read at each count) and prints the fraction of identities with a neighbour inside ICT,
-the mean nearest-neighbour angle under the reference FR and the same angle between the world's
-ground-truth identity vectors; and the reference network's impostor angles (pairs of random
-identities), i.e. the threshold it actually separates at.
+iteration counts (one run per N, read at each count) and prints the fraction of identities with
+a neighbour inside ICT, the mean nearest-neighbour angle under the reference FR and the same
+angle between the world's ground-truth identity vectors; and the reference network's impostor
+angles (pairs of random identities), i.e. the threshold it actually separates at.
 
     .venv/bin/python docs/experiments/identity_capacity.py results/world/reference_fr/model.pt
 
-Writes nothing. Cost grows as N x the largest iteration count (README: measured times). ``docs/experiments/README.md`` records its output.
+Writes nothing; its cost grows as N x the largest iteration count.
+``docs/experiments/README.md`` records its output and times.
 """
 
 from __future__ import annotations

@@ -94,6 +94,23 @@ def files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
 
+def plan(workdir: Path, *args: str) -> dict[str, int]:
+    """The jobs a dry run schedules, rule -> count (Snakemake's "Job stats" table)."""
+    run = snakemake(workdir, "-n", *args)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-3000:]
+    if "Nothing to be done" in out:
+        return {}
+    lines = out[out.index("Job stats:") :].splitlines()[3:]
+    jobs = {}
+    for line in lines:
+        rule, count = line.split()
+        if rule == "total":
+            return jobs
+        jobs[rule] = int(count)
+    raise AssertionError(out[-3000:])
+
+
 @pytest.mark.slow
 def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     write_config(tmp_path, FULL)
@@ -136,13 +153,32 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     assert "checkpoints/training/tiny/model.pt" in kept
     assert "checkpoints/datasets/tiny/variations/shard001.h5" in kept
 
+    # Partial reruns, from the dry-run plan: a stage forced, one parameter changed, --until.
+    downstream_of_training = {
+        "train_fr": 1, "evaluate_verification": 2, "ijb_features": 1, "ijb_score": 1,
+        "report_table": 1, "report_figures": 1, "all": 1,
+    }  # fmt: skip
+    downstream_of_variations = {
+        "sample_variations": 2, "merge_variations": 1, "render_dataset": 2,
+        "merge_render_shards": 1, "write_dataset_card": 1, "plot_contact_sheet": 1,
+        **downstream_of_training,
+    }  # fmt: skip
+    assert plan(tmp_path) == {}
+    assert plan(tmp_path, "--forcerun", "sample_variations") == downstream_of_variations
+    config = tmp_path / "config"
+    (config / "sigma.yaml").write_text("variations: {disco: {sigma: 0.3}}\n")
+    assert plan(tmp_path, "--configfile", str(config / "sigma.yaml")) == downstream_of_variations
+    (config / "epochs.yaml").write_text("training: {recipe: {epochs: 2, milestones: [1]}}\n")
+    assert plan(tmp_path, "--configfile", str(config / "epochs.yaml")) == downstream_of_training
+    until = plan(tmp_path, "--forcerun", "sample_variations", "--until", "merge_variations")
+    assert until == {"sample_variations": 2, "merge_variations": 1}
+
     # A partial rerun after changing one variations parameter: the variations, the images,
     # the model and its evaluation all change (a kept final checkpoint of the old images is
     # not resumed), and nothing upstream of the variations reruns.
     model = (results / "training" / "tiny" / "model.pt").read_bytes()
     evaluation = json.loads((results / "evaluation" / "tiny" / "lfw.json").read_text())
     identities = (results / "identities" / "lang" / "identities.h5").stat().st_mtime
-    (tmp_path / "config" / "sigma.yaml").write_text("variations: {disco: {sigma: 0.3}}\n")
     target = "results/evaluation/tiny/lfw.json"
     rerun = snakemake(tmp_path, target, "--configfile", str(tmp_path / "config" / "sigma.yaml"))
     assert rerun.returncode == 0, rerun.stderr[-4000:]

@@ -20,6 +20,7 @@ import math
 import time
 
 import torch
+import yaml
 
 from brownface import config as brownface_config
 from brownface.models.fr import FRSpec
@@ -41,6 +42,13 @@ def main() -> None:
     parser.add_argument("--config", default="config/config.yaml")
     parser.add_argument("--n", type=int, nargs="+", default=[16, 32, 64, 128, 200])
     parser.add_argument("--iterations", type=int, nargs="+", default=[30, 100])
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the Langevin recipe, e.g. k_latent=0 d0=1.8",
+    )
     args = parser.parse_args()
 
     cfg = brownface_config.load(args.config)
@@ -48,9 +56,15 @@ def main() -> None:
     embedder, _ = build_embedder(spec, FRSpec(kind="brownface", checkpoint=args.model), "cpu")
     world = embedder.generator
     recipe = dict(cfg["identities"]["langevin"])
+    for item in args.set:
+        key, _, value = item.partition("=")
+        recipe[key] = yaml.safe_load(value)
     ict = recipe["ict"]
     psi = spec.truncation_psi
-    print(f"ICT {math.degrees(ict):.1f} deg; world identity_dim {world.identity_dim}")
+    print(
+        f"ICT {math.degrees(ict):.1f} deg, d0 {math.degrees(recipe['d0']):.1f} deg, "
+        f"k_latent {recipe['k_latent']}; world identity_dim {world.identity_dim}"
+    )
 
     # The reference network's impostor angles: 2,000 random identities, every pair.
     w = random_latents(embedder, 2000, psi, seed=12345)

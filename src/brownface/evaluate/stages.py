@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from brownface.evaluate.ijb import read_ijb
 from brownface.evaluate.ijb_eval import score_ijb, write_ijb_outputs
 from brownface.evaluate.ijb_features import (
@@ -25,7 +27,7 @@ from brownface.sharding import shard_range
 log = logging.getLogger(__name__)
 
 
-def _load_model(model: FRSpec | Mapping[str, Any], device: str) -> tuple[FRModel, str]:
+def _load_model(model: FRSpec | Mapping[str, Any], device: str) -> tuple[FRModel, torch.device]:
     """The FR network of a spec (a brownface model.pt, an insightface backbone.pth or an
     AdaFace .ckpt) and the device it was put on."""
     spec = model if isinstance(model, FRSpec) else FRSpec.from_dict(dict(model))

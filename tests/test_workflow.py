@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or "snakemake"
@@ -247,7 +248,9 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
         (tmp_path / rel).mkdir(parents=True)
     for rel in PAPER_FILES:
         (tmp_path / rel).touch()
-    run = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config" / "paper.yaml"))
+    paper_config = str(REPO / "config" / "paper.yaml")
+    # --cores 64: a dry run scales each job's threads down to the cores it is given.
+    run = snakemake(tmp_path, "-n", "--cores", "64", "--configfile", paper_config)
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout + run.stderr
     counts = {
@@ -279,6 +282,14 @@ def test_the_paper_config_builds_the_full_dag_without_the_world(tmp_path):
     assert "results-paper/world" not in out
     assert "data/stylegan2-ffhq-256x256.pkl" in out  # the generator is an input of its jobs
     assert "results-paper/covariates/landmarks/landmarks.csv" in out  # detected, then read
+    # Every job asks for what config/paper.yaml's resources give its stage, and each stage of
+    # the paper has its entry there.
+    paper = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())["resources"]
+    jobs = job_resources(out)
+    assert set(jobs) == set(paper)
+    for rule, asked in jobs.items():
+        r = paper[rule]
+        assert asked == {(r["threads"], r["mem_mb"], r["runtime"], r["gpu"])}, rule
 
 
 PAPER_TINY = """
@@ -391,3 +402,54 @@ def test_a_missing_configured_file_is_one_line_naming_its_key(tmp_path):
     assert lines == [
         "brownface: error: config: verification_sets.calfw: data/calfw.bin does not exist"
     ]
+
+
+def job_resources(out: str) -> dict[str, set[tuple[int, int, int, int]]]:
+    """rule -> the (threads, mem_mb, runtime, gpu) of its jobs, from a dry run's job blocks."""
+    jobs: dict[str, set[tuple[int, int, int, int]]] = {}
+    for block in out.split("\nrule ")[1:]:
+        rule = block.split(":", 1)[0]
+        fields = dict(
+            line.strip().split(": ", 1) for line in block.splitlines()[1:] if ": " in line
+        )
+        res = dict(kv.split("=", 1) for kv in fields.get("resources", "").split(", ") if kv)
+        if "mem_mb" not in res:
+            continue  # a local aggregate rule (all): no job of its own
+        threads = int(fields.get("threads", 1))  # Snakemake prints threads above 1 only
+        key = (threads, int(res["mem_mb"]), int(res["runtime"]), int(res["gpu"]))
+        jobs.setdefault(rule, set()).add(key)
+    return jobs
+
+
+def test_every_job_asks_for_its_stage_resources(tmp_path):
+    """Threads, memory, wall time and GPUs of every job come from config resources (the
+    schema's demo defaults); one stage overridden changes that stage only, and
+    training.gpus asks for that many GPUs."""
+    from brownface import config as brownface_config
+
+    write_config(tmp_path, FULL)
+    run = snakemake(tmp_path, "-n", "--cores", "8")
+    assert run.returncode == 0, run.stderr[-3000:]
+    jobs = job_resources(run.stdout + run.stderr)
+    defaults = brownface_config.validate(
+        brownface_config.read_yaml(tmp_path / "config" / "config.yaml")
+    )
+    stages = defaults["resources"]
+    assert len(jobs) >= 18 and set(jobs) <= set(stages)
+    for rule, asked in jobs.items():
+        r = stages[rule]
+        assert asked == {(r["threads"], r["mem_mb"], r["runtime"], r["gpu"])}, rule
+    assert stages["train_fr"]["gpu"] == 1 and stages["ijb_score"]["gpu"] == 0
+
+    override = tmp_path / "config" / "site.yaml"
+    override.write_text("resources: {ijb_score: {mem_mb: 123}}\ntraining: {gpus: 4}\n")
+    run = snakemake(tmp_path, "-n", "--cores", "8", "--configfile", str(override))
+    assert run.returncode == 0, run.stderr[-3000:]
+    changed = job_resources(run.stdout + run.stderr)
+    r = stages["ijb_score"]
+    assert changed["ijb_score"] == {(r["threads"], 123, r["runtime"], r["gpu"])}
+    r = stages["train_fr"]
+    assert changed["train_fr"] == {(r["threads"], r["mem_mb"], r["runtime"], 4)}
+    assert {k: v for k, v in changed.items() if k not in ("ijb_score", "train_fr")} == {
+        k: v for k, v in jobs.items() if k not in ("ijb_score", "train_fr")
+    }

@@ -181,6 +181,17 @@ def identity_runs(config: Mapping[str, Any]) -> dict[str, tuple[str, int | None]
     return runs
 
 
+def stage_resources(config: Mapping[str, Any], rule: str) -> dict[str, int]:
+    """The Snakemake resources of one rule's jobs, from ``resources.<rule>``: ``mem_mb``,
+    ``runtime`` (minutes) and ``gpu``. FR training with ``training.gpus`` above 1 asks for
+    that many GPUs, one per torchrun rank."""
+    stage = config["resources"][rule]
+    gpu = stage["gpu"]
+    if rule == "train_fr" and config["training"]["gpus"] > 1:
+        gpu = config["training"]["gpus"]
+    return {"mem_mb": stage["mem_mb"], "runtime": stage["runtime"], "gpu": gpu}
+
+
 def detected_landmarks_path(results: str) -> str:
     """Where the detect_landmarks rules write the 5-point landmarks of a real Multi-PIE."""
     return "/".join([results, "covariates", "landmarks", "landmarks.csv"])

@@ -9,6 +9,7 @@ STATE=${1:-${BROWNFACE_SLURM_DIR:-/tmp/brownface-slurm}}
 DB_PORT=${BROWNFACE_SLURM_DB_PORT:-33069}
 CLUSTER=brownface
 NODE=$(hostname -s)
+GPUS=2  # stand-in GPUs (see gres.conf below)
 log() { echo "slurm start: $*" >&2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 die() {  # one line, then stop whatever this script started
@@ -97,7 +98,9 @@ ReturnToService=2
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/none
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+GresTypes=gpu
+AccountingStorageTRES=gres/gpu
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$GPUS State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
 cat >"$STATE/slurmdbd.conf" <<CONF
@@ -114,9 +117,14 @@ StorageUser=root
 StorageLoc=slurm_acct_db
 CONF
 chmod 600 "$STATE/slurmdbd.conf"
+# Stand-in GPUs: slurmd counts a gpu GRES only by its device files, so two harmless character
+# devices play them. Jobs asking for --gpus are scheduled and accounted as on a GPU node (and
+# get CUDA_VISIBLE_DEVICES), and run on the CPU.
+echo "NodeName=$NODE Name=gpu File=/dev/null,/dev/zero" >"$STATE/gres.conf"
 # The daemons and the job steps read /etc/slurm (the jobstep plugin drops SLURM_CONF).
 ln -sfn "$STATE/slurm.conf" /etc/slurm/slurm.conf
 ln -sfn "$STATE/slurmdbd.conf" /etc/slurm/slurmdbd.conf
+ln -sfn "$STATE/gres.conf" /etc/slurm/gres.conf
 
 start slurmdbd /usr/sbin/slurmdbd -D
 wait_port 6819 slurmdbd

@@ -40,6 +40,16 @@ def checkpoint_of(output):
     return checkpoint_path(RESULTS, output)
 
 
+def stage_threads(rule):
+    """The threads of one rule's jobs (config resources.<rule>.threads)."""
+    return config["resources"][rule]["threads"]
+
+
+def stage_resources(rule):
+    """The resources of one rule's jobs (config resources.<rule>): mem_mb, runtime, gpu."""
+    return brownface_config.stage_resources(config, rule)
+
+
 def generator_spec(*unused):
     """The generator spec as a job param; ``unused`` names settings (truncation_psi,
     noise_mode) the job never reads, left out so that changing them does not rerun it.
@@ -97,6 +107,12 @@ def training_recipe(run):
     if run in RUNS and RUNS[run].seed is not None:
         recipe["seed"] = RUNS[run].seed
     return recipe
+
+
+def training_ranks():
+    """The training job's torchrun ranks as a param, {} for one (config training.gpus)."""
+    gpus = config["training"]["gpus"]
+    return {"gpus": gpus} if gpus > 1 else {}
 
 
 #: The real-data models (config real_models): the world's reference network when it steers

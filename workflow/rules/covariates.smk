@@ -16,9 +16,9 @@ rule detect_landmarks:
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("detect_landmarks")
     resources:
-        mem_mb=2000,
+        **stage_resources("detect_landmarks"),
     params:
         shards=config["covariates"]["detection"]["shards"],
         upsample=config["covariates"]["detection"]["upsample"],
@@ -45,6 +45,9 @@ rule merge_landmarks:
         logs("covariates", "merge_landmarks.log"),
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("merge_landmarks")
+    resources:
+        **stage_resources("merge_landmarks"),
     script:
         "../scripts/merge_landmarks.py"
 
@@ -64,9 +67,9 @@ rule project_multipie:
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("project_multipie")
     resources:
-        mem_mb=4000,
+        **stage_resources("project_multipie"),
     params:
         generator=generator_spec("truncation_psi", "noise_mode"),
         projection=config["covariates"]["projection"],
@@ -94,6 +97,9 @@ rule merge_projections:
         logs("covariates", "merge_projections.log"),
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("merge_projections")
+    resources:
+        **stage_resources("merge_projections"),
     params:
         subsets=config["covariates"]["subsets"],
     script:
@@ -111,6 +117,9 @@ rule fit_covariates:
         benchmarks("covariates", "fit_covariates.tsv")
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("fit_covariates")
+    resources:
+        **stage_resources("fit_covariates"),
     params:
         subsets=config["covariates"]["subsets"],
         folds=config["covariates"]["folds"],

@@ -16,9 +16,9 @@ rule evaluate_verification:
         vset="|".join(config["verification_sets"]) or "no-sets",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("evaluate_verification")
     resources:
-        mem_mb=4000,
+        **stage_resources("evaluate_verification"),
     params:
         model=lambda wc: model_spec(wc.model),
         benchmark=lambda wc: config["verification_sets"][wc.vset],
@@ -45,9 +45,9 @@ rule ijb_features:
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("ijb_features")
     resources:
-        mem_mb=4000,
+        **stage_resources("ijb_features"),
     params:
         model=lambda wc: model_spec(wc.model),
         shard=lambda wc: int(wc.shard),
@@ -79,9 +79,9 @@ rule ijb_score:
         ijb="|".join(config["ijb_sets"]) or "no-sets",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("ijb_score")
     resources:
-        mem_mb=8000,
+        **stage_resources("ijb_score"),
     params:
         switches={
             k: config["ijb"][k]

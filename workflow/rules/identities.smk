@@ -21,9 +21,9 @@ rule sample_identities:
         identities=IDENTITY_NAMES,
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("sample_identities")
     resources:
-        mem_mb=8000,
+        **stage_resources("sample_identities"),
     params:
         recipe=lambda wc: identity_recipe(wc.identities),
         seed=lambda wc: identity_seed(wc.identities),

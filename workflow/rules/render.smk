@@ -23,9 +23,9 @@ rule render_dataset:
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("render_dataset")
     resources:
-        mem_mb=4000,
+        **stage_resources("render_dataset"),
     params:
         generator=generator_spec("truncation_psi"),
         image_size=config["training"]["recipe"]["input_size"],
@@ -50,6 +50,9 @@ rule merge_render_shards:
         dataset=DATASET_NAMES,
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("merge_render_shards")
+    resources:
+        **stage_resources("merge_render_shards"),
     script:
         "../scripts/merge_render_shards.py"
 
@@ -71,8 +74,9 @@ rule write_dataset_card:
         dataset=DATASET_NAMES,
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("write_dataset_card")
     resources:
-        mem_mb=8000,
+        **stage_resources("write_dataset_card"),
     params:
         generator=generator_spec(),
         reference_fr=REFERENCE_FR,
@@ -100,6 +104,9 @@ rule plot_contact_sheet:
         dataset=DATASET_NAMES,
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("plot_contact_sheet")
+    resources:
+        **stage_resources("plot_contact_sheet"),
     script:
         "../scripts/plot_contact_sheet.py"
 

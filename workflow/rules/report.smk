@@ -22,6 +22,9 @@ rule report_table:
         logs("report", "table.log"),
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("report_table")
+    resources:
+        **stage_resources("report_table"),
     params:
         rows=table_rows(),
         verification_sets=list(config["verification_sets"]),
@@ -75,6 +78,9 @@ rule report_figures:
         logs("report", "figures.log"),
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("report_figures")
+    resources:
+        **stage_resources("report_figures"),
     params:
         roc={
             name: {

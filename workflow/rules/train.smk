@@ -18,10 +18,9 @@ rule train_fr:
         benchmarks("training", "{dataset}.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 8
+    threads: stage_threads("train_fr")
     resources:
-        mem_mb=16000,
-        gpus=1,
+        **stage_resources("train_fr"),
     params:
         recipe=lambda wc: training_recipe(wc.dataset),
         validation={
@@ -29,5 +28,7 @@ rule train_fr:
         },
         checkpoint=lambda wc, output: checkpoint_of(output.model),
         device=config["device"],
+        # Ranks (torchrun) only when more than one, so one-GPU models keep their job params.
+        **training_ranks(),
     script:
         "../scripts/train_fr.py"

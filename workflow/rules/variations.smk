@@ -28,9 +28,9 @@ rule sample_variations:
         shard=r"\d{3}",
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("sample_variations")
     resources:
-        mem_mb=8000,
+        **stage_resources("sample_variations"),
     params:
         recipe_name=lambda wc: dataset_config(wc.dataset)["variations"],
         recipe=lambda wc: config["variations"][dataset_config(wc.dataset)["variations"]],
@@ -61,6 +61,9 @@ rule merge_variations:
         dataset=DATASET_NAMES,
     conda:
         "../../envs/brownface.yaml"
+    threads: stage_threads("merge_variations")
+    resources:
+        **stage_resources("merge_variations"),
     script:
         "../scripts/merge_variations.py"
 

@@ -14,9 +14,9 @@ rule build_world_multipie:
         benchmarks("world", "build_world_multipie.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("build_world_multipie")
     resources:
-        mem_mb=2000,
+        **stage_resources("build_world_multipie"),
     params:
         world=world_params("multipie"),
     script:
@@ -34,9 +34,9 @@ rule build_world_lfw:
         benchmarks("world", "build_world_lfw.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("build_world_lfw")
     resources:
-        mem_mb=3000,
+        **stage_resources("build_world_lfw"),
     params:
         world=world_params(
             "benchmarks", ["image_size", "lfw_folds", "lfw_pairs_per_fold"]
@@ -54,9 +54,9 @@ rule build_world_cfp_fp:
         benchmarks("world", "build_world_cfp_fp.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("build_world_cfp_fp")
     resources:
-        mem_mb=3000,
+        **stage_resources("build_world_cfp_fp"),
     params:
         world=world_params(
             "benchmarks", ["image_size", "cfp_fp_folds", "cfp_fp_people_per_fold"]
@@ -74,9 +74,9 @@ rule build_world_ijbc:
         benchmarks("world", "build_world_ijbc.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("build_world_ijbc")
     resources:
-        mem_mb=2000,
+        **stage_resources("build_world_ijbc"),
     params:
         world=world_params("benchmarks", ["ijbc_subjects", "ijbc_image_size"]),
     script:
@@ -94,7 +94,9 @@ rule plot_world_sheet:
         logs("world", "plot_world_sheet.log"),
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("plot_world_sheet")
+    resources:
+        **stage_resources("plot_world_sheet"),
     params:
         world=world_params(),
     script:
@@ -110,9 +112,9 @@ rule build_world_fr_train:
         benchmarks("world", "build_world_fr_train.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 1
+    threads: stage_threads("build_world_fr_train")
     resources:
-        mem_mb=2000,
+        **stage_resources("build_world_fr_train"),
     params:
         world=world_params(
             "reference_fr", ["identities", "images_per_identity", "image_size"]
@@ -136,9 +138,9 @@ rule train_world_reference_fr:
         benchmarks("world", "train_world_reference_fr.tsv")
     conda:
         "../../envs/brownface.yaml"
-    threads: 2
+    threads: stage_threads("train_world_reference_fr")
     resources:
-        mem_mb=4000,
+        **stage_resources("train_world_reference_fr"),
     params:
         recipe=config["world"]["reference_fr"]["recipe"],
         checkpoint=lambda wc, output: checkpoint_of(output.model),

@@ -98,6 +98,7 @@ ReturnToService=2
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=127.0.0.1
 JobAcctGatherType=jobacct_gather/none
+AccountingStoreFlags=job_comment
 GresTypes=gpu
 AccountingStorageTRES=gres/gpu
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:$GPUS State=UNKNOWN

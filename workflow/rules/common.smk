@@ -8,8 +8,7 @@ from brownface.models.fr import reference_fr_spec
 from brownface.models.generator import generator_spec as brownface_generator_spec
 from brownface.runlog import or_exit
 from brownface.store import checkpoint_path
-from brownface.world.layout import REFERENCE_FR_NAME, world_paths
-from brownface.world.stages import world_inputs
+from brownface.world.layout import REFERENCE_FR_NAME, world_inputs, world_paths
 
 or_exit(brownface_config.validate, config, source="config")
 or_exit(brownface_config.check_inputs, config)

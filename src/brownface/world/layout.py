@@ -35,3 +35,17 @@ def world_paths(results: str) -> dict[str, str]:
         "lfw_tree_pairs": world_path(results, "benchmarks", "pairs.txt"),
         "lfw_tree_images": world_path(results, "benchmarks", "lfw"),
     }
+
+
+#: The world keys its renderer, and so every world data set, depends on.
+RENDERER_KEYS = ("seed", "resolution", "identity_dim")
+
+
+def world_inputs(world: dict, section: str | None = None, keys: list[str] | None = None) -> dict:
+    """The world keys a data set depends on: the renderer's, plus a section (or some of its
+    keys)."""
+    inputs = {k: world[k] for k in RENDERER_KEYS}
+    if section is not None:
+        values = world[section]
+        inputs[section] = {k: values[k] for k in (keys or values)}
+    return inputs

@@ -1,7 +1,7 @@
 """Stage entry points of the world rules, named after them.
 
 The data set builders take the validated ``world`` config section: the renderer's keys
-(:data:`RENDERER_KEYS`) and their own section (:func:`world_inputs` picks exactly those, so
+(``layout.RENDERER_KEYS``) and their own section (``layout.world_inputs`` picks exactly those, so
 changing one set's settings rebuilds only that set). Each writes its outputs atomically.
 """
 
@@ -21,19 +21,6 @@ from brownface.world.sheet import world_sheet
 from brownface.world.verification_sets import build_cfp_fp, build_lfw
 
 log = logging.getLogger(__name__)
-
-#: The world keys its renderer, and so every world data set, depends on.
-RENDERER_KEYS = ("seed", "resolution", "identity_dim")
-
-
-def world_inputs(world: dict, section: str | None = None, keys: list[str] | None = None) -> dict:
-    """The world keys a data set depends on: the renderer's, plus a section (or some of its
-    keys)."""
-    inputs = {k: world[k] for k in RENDERER_KEYS}
-    if section is not None:
-        values = world[section]
-        inputs[section] = {k: values[k] for k in (keys or values)}
-    return inputs
 
 
 def world_renderer(world: dict) -> FaceRenderer:

@@ -20,7 +20,8 @@ SNAKEMAKE = shutil.which("snakemake", path=str(Path(sys.executable).parent)) or 
 SCRIPTS = REPO / "tests" / "slurm"
 
 #: The tiny world pipeline (as tests/test_workflow.py's FULL) with one verification set and
-#: no IJB set, so that the chain of jobs is short; one thread a job, so two run at once.
+#: no IJB set, run to the report and the datasets (the world's unused sets are left out), so
+#: that the chain of jobs is short; one thread a job, so that two run at once.
 CONFIG = {
     "world": {
         "multipie": {"subjects": 2, "image_size": 64, "flashes": [0, 1, 7, 11],
@@ -126,7 +127,7 @@ def test_the_tiny_pipeline_runs_through_slurm(cluster, tmp_path):
     config = {**CONFIG, "resources": {rule: {"threads": 1} for rule in stages}}
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-    run = run_profile(tmp_path)
+    run = run_profile(tmp_path, "report", "datasets")
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-5000:]
     assert "Using profiles slurm and tests/slurm/profile and workflow specific profile" in out

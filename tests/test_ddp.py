@@ -11,7 +11,6 @@ import pytest
 import torch
 import yaml
 
-from brownface.train.launch import torchrun_command
 from brownface.world.fr_train_set import build_fr_train_set
 from brownface.world.renderer import FaceRenderer
 
@@ -73,14 +72,6 @@ def test_two_rank_ddp_keeps_replicas_identical(tmp_path):
     params = [k for k in a if "running" not in k and "num_batches" not in k]
     assert all(torch.equal(a[k], b[k]) for k in params)
     assert (out / "model.pt").is_file()
-
-
-def test_the_launch_command_is_torchrun_on_one_node():
-    command = torchrun_command("job.json", 4)
-    assert command[1:] == [
-        "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4",
-        "-m", "brownface.train.launch", "job.json",
-    ]  # fmt: skip
 
 
 @pytest.mark.slow

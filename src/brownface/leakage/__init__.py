@@ -1,0 +1,1 @@
+"""Leakage: how close synthetic identities come to real people (the generator's training set)."""

@@ -14,6 +14,7 @@ import brownface
 from brownface.errors import UserError
 from brownface.store import (
     CovariateStore,
+    EmbeddingStore,
     IdentityStore,
     ProjectionStore,
     StoreError,
@@ -88,8 +89,19 @@ def covariates(d: int = 3, w_dim: int = 8) -> CovariateStore:
     )
 
 
+def embeddings(m: int = 9, e_dim: int = 4) -> EmbeddingStore:
+    rng = np.random.default_rng(4)
+    e = rng.standard_normal((m, e_dim))
+    return EmbeddingStore(
+        label=np.array(["b", "a", "b", "c", "a", "b", "d", "c", "a"][:m]),
+        path=np.array([f"ffhq/{i:05d}.png" for i in range(m)]),
+        embedding=(e / np.linalg.norm(e, axis=1, keepdims=True)).astype(np.float32),
+        provenance=dict(PROV),
+    )
+
+
 MAKERS = {"identities": identities, "variations": variations}
-MAKERS |= {"projections": projections, "covariates": covariates}
+MAKERS |= {"projections": projections, "covariates": covariates, "embeddings": embeddings}
 
 
 def assert_same(a, b) -> None:
@@ -241,16 +253,14 @@ def test_store_write_failure_leaves_no_file(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
-def split(store: VariationStore | IdentityStore, bounds: list[int], tmp_path: Path):
+def split(store, bounds: list[int], tmp_path: Path):
     """Shards of rows [bounds[k], bounds[k + 1]), as the sharded stages write them."""
     paths = []
     count = len(bounds) - 1
     for k in range(count):
         rows = slice(bounds[k], bounds[k + 1])
         shard = type(store)(
-            identity=store.identity[rows],
-            w=store.w[rows],
-            embedding=store.embedding[rows],
+            **{name: arr[rows] for name, arr in store.arrays().items()},
             provenance={**PROV, "shard": shard_provenance(k, count, bounds[k], bounds[k + 1])},
             attrs=dict(store.attrs),
         )
@@ -258,7 +268,7 @@ def split(store: VariationStore | IdentityStore, bounds: list[int], tmp_path: Pa
     return paths
 
 
-@pytest.mark.parametrize("make", [identities, variations])
+@pytest.mark.parametrize("make", [identities, variations, embeddings])
 def test_merge_equals_direct_write(tmp_path: Path, make) -> None:
     store = make()
     n = len(store)
@@ -425,3 +435,25 @@ def test_run_key_covers_params_context_and_array_bytes() -> None:
     assert base != run_key(P(k=2.0), [1], [np.zeros(3)])
     assert base != run_key(P(), [2], [np.zeros(3)])
     assert base != run_key(P(), [1], [np.ones(3)])
+
+
+def test_embedding_identities_are_the_labels_with_normalised_means(tmp_path: Path) -> None:
+    store = EmbeddingStore.read(embeddings().write(tmp_path / "e.h5"))
+    labels, means = store.identity_means()
+    assert labels.tolist() == ["b", "a", "c", "d"]  # order of first appearance
+    for label, mean in zip(labels, means, strict=True):
+        rows = store.embedding[store.label == label].astype(np.float64)
+        expected = rows.sum(0) / np.linalg.norm(rows.sum(0))
+        np.testing.assert_allclose(mean, expected, atol=1e-6)
+    assert means.dtype == np.float32
+    # Merged shards that split an identity's images give the same identities.
+    merged = merge_shards(split(store, [0, 4, 9], tmp_path), tmp_path / "m.h5", expected=9)
+    again = EmbeddingStore.read(merged).identity_means()
+    assert again[0].tolist() == labels.tolist() and np.array_equal(again[1], means)
+
+
+def test_non_unit_embeddings_are_refused(tmp_path: Path) -> None:
+    store = embeddings()
+    store.embedding[2] *= 1.5
+    with pytest.raises(StoreError, match=r"embedding 2 \('ffhq/00002.png'\) has norm 1.5"):
+        store.write(tmp_path / "e.h5")

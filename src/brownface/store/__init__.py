@@ -29,6 +29,7 @@ from brownface.store.checkpoint import (
 from brownface.store.kinds import (
     STORES,
     CovariateStore,
+    EmbeddingStore,
     IdentityStore,
     ProjectionStore,
     StoreBase,
@@ -52,6 +53,7 @@ __all__ = [
     "load_matching_checkpoint",
     "CovariateStore",
     "digests",
+    "EmbeddingStore",
     "IdentityStore",
     "ProjectionStore",
     "StoreBase",

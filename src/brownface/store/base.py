@@ -27,7 +27,7 @@ PathLike = str | os.PathLike[str]
 
 FORMAT_PREFIX = "brownface/"
 VERSION = 1
-KINDS = ("identities", "variations", "projections", "covariates", "checkpoint")
+KINDS = ("identities", "variations", "projections", "covariates", "embeddings", "checkpoint")
 RESERVED_ATTRS = frozenset({"format", "version", "provenance"})
 
 CHUNK_BYTES = 128 * 1024  # one variations identity [1, 64, 512] float32

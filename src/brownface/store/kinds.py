@@ -1,4 +1,4 @@
-"""The four data stores as typed dataclasses with validated, deterministic write and read."""
+"""The data stores as typed dataclasses with validated, deterministic write and read."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from brownface.store.base import (
 S = TypeVar("S", bound="StoreBase")
 
 UNIT_NORM_TOL = 1e-4
+EMBEDDING_NORM_TOL = 1e-3  # float32 embeddings normalised by the FR model, maybe on a GPU
 
 
 def check_datasets(f: h5py.File, path: PathLike, kind: str, fields: tuple[Field, ...]) -> dict:
@@ -209,8 +210,54 @@ class CovariateStore(StoreBase):
             )
 
 
+@dataclass(eq=False)
+class EmbeddingStore(StoreBase):
+    """FR embeddings of a face collection (real faces, e.g. the generator's training set), one
+    row per image with its identity label and path. Identities are the distinct labels;
+    :meth:`identity_means` derives them on read, so that shards (image ranges that keep an
+    identity's images together or not) merge by tiling rows like every other store."""
+
+    KIND: ClassVar[str] = "embeddings"
+    FIELDS: ClassVar[tuple[Field, ...]] = (
+        _str("label", "M"),
+        _str("path", "M"),
+        _f32("embedding", "M", "e_dim"),
+    )
+    label: np.ndarray
+    path: np.ndarray
+    embedding: np.ndarray
+    provenance: dict[str, Any] = field(default_factory=dict)
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def check_values(cls, label: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+        """Embeddings are compared by angle; a row that is not unit length is not one."""
+        norms = np.linalg.norm(arrays["embedding"].astype(np.float64), axis=1)
+        bad = np.nonzero(~(np.abs(norms - 1.0) <= EMBEDDING_NORM_TOL))[0]
+        if bad.size:
+            i = int(bad[0])
+            raise StoreError(
+                f"{label}: embedding {i} ({arrays['path'][i]!r}) has norm {norms[i]:.6g}, "
+                "expected unit-norm rows"
+            )
+
+    def identity_means(self) -> tuple[np.ndarray, np.ndarray]:
+        """The identities (labels in order of first appearance) and each one's normalised mean
+        embedding [I, e_dim] float32 (summed in float64, so the order of rows does not
+        matter beyond rounding)."""
+        labels, first, inverse = np.unique(self.label, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")  # np.unique sorts; restore first appearance
+        rank = np.empty_like(order)
+        rank[order] = np.arange(order.size)
+        sums = np.zeros((labels.size, self.embedding.shape[1]), dtype=np.float64)
+        np.add.at(sums, rank[inverse.ravel()], self.embedding.astype(np.float64))
+        sums /= np.linalg.norm(sums, axis=1, keepdims=True)
+        return labels[order].astype(str), sums.astype(np.float32)
+
+
 STORES: dict[str, type[StoreBase]] = {
-    cls.KIND: cls for cls in (IdentityStore, VariationStore, ProjectionStore, CovariateStore)
+    cls.KIND: cls
+    for cls in (IdentityStore, VariationStore, ProjectionStore, CovariateStore, EmbeddingStore)
 }
 
 

@@ -31,7 +31,7 @@ from brownface.store.base import (
 )
 from brownface.store.kinds import STORES, StoreBase, check_datasets
 
-MERGEABLE = ("identities", "variations", "projections")
+MERGEABLE = ("identities", "variations", "projections", "embeddings")
 
 
 def shard_provenance(index: int, count: int, start: int, stop: int) -> dict[str, int]:

@@ -13,6 +13,7 @@ from worldkit import SMALL_FR, WORLD_SPEC, small_embedder, small_fr_file
 import brownface.sampling.geometry as geometry
 import brownface.sampling.langevin as langevin_module
 from brownface.errors import UserError
+from brownface.models.checkpoints import sha256_file
 from brownface.models.fr import FRModel, build_backbone
 from brownface.sampling.embedder import LatentEmbedder, embed_all
 from brownface.sampling.geometry import angle, cosines, min_latent_distance, nearest_angles
@@ -26,9 +27,9 @@ from brownface.sampling.langevin import (
     repulsion,
 )
 from brownface.sampling.reject import sample_reject
-from brownface.sampling.stages import sample_identities
+from brownface.sampling.stages import avoid_set, sample_identities
 from brownface.sampling.stats import DRAW_COLUMNS, LANGEVIN_COLUMNS
-from brownface.store import IdentityStore
+from brownface.store import EmbeddingStore, IdentityStore
 from brownface.world.generator import WorldGenerator
 
 PSI = 0.7  # the config's generator.truncation_psi
@@ -314,6 +315,41 @@ def test_sample_identities_writes_store_and_stats(embedder, tmp_path, caplog):
     ).write(tmp_path / "avoid.h5")
     with pytest.raises(UserError, match=r"avoid.h5: avoid embeddings must be \[M, 32\]"):
         stage(lang(n=4, iterations=1, avoid=str(tmp_path / "avoid.h5")), fr, tmp_path)
+
+
+def test_an_embeddings_store_repels_langevin_identities(tmp_path):
+    """Real faces as an embeddings store: each label's mean repels; the run differs from one
+    without it, ends farther from those faces, and its store records the avoid file's sha256."""
+    fr = small_fr_file(tmp_path / "fr.pt")
+    params = lang(n=8, iterations=6, d0=0.4, ict=0.4, k_latent=0.0)
+    free = tmp_path / "free"
+    free.mkdir()
+    stage(params, fr, free)
+    start = IdentityStore.read(free / "identities.h5")
+    # "Real" identities planted next to where the free run's identities end, two images each.
+    rng = np.random.default_rng(0)
+    images = np.repeat(start.embedding, 2, axis=0) + 0.01 * rng.standard_normal((16, 32))
+    images /= np.linalg.norm(images, axis=1, keepdims=True)
+    real = EmbeddingStore(
+        label=np.repeat([f"person{i}" for i in range(8)], 2),
+        path=np.array([f"real/{i}.png" for i in range(16)]),
+        embedding=images.astype(np.float32),
+    ).write(tmp_path / "real.h5")
+    avoiding = tmp_path / "avoiding"
+    avoiding.mkdir()
+    stage(IdentityParams(**{**params.to_dict(), "avoid": str(real), "avoid_d0": 0.8}), fr, avoiding)
+    store = IdentityStore.read(avoiding / "identities.h5")
+    record = store.provenance["avoid"]
+    assert record == {
+        "path": str(real), "kind": "embeddings", "identities": 8, "sha256": sha256_file(real)
+    }  # fmt: skip
+    assert "avoid" not in start.provenance
+    means = torch.from_numpy(EmbeddingStore.read(real).identity_means()[1])
+    near_free = angle(cosines(torch.from_numpy(start.embedding), means)).amin(1)
+    near_avoiding = angle(cosines(torch.from_numpy(store.embedding), means)).amin(1)
+    assert near_free.mean() < 0.05 and near_avoiding.mean() > 0.4  # radians
+    with pytest.raises(UserError, match="expected an identities or embeddings store"):
+        avoid_set(tmp_path / "free" / "checkpoint.h5")
 
 
 def test_params_defaults_and_validation():

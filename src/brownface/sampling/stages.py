@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from brownface.errors import UserError
+from brownface.models.checkpoints import sha256_file
 from brownface.models.device import resolve_device
 from brownface.models.fr import FRSpec, fr_provenance, load_fr
 from brownface.models.generator import GeneratorSpec, load_generator
@@ -23,10 +24,12 @@ from brownface.sampling.langevin import IdentityParams, langevin, sample_random
 from brownface.sampling.reject import sample_reject
 from brownface.sharding import shard_range
 from brownface.store import (
+    EmbeddingStore,
     IdentityStore,
     VariationStore,
     atomic_path,
     merge_shards,
+    open_store,
     shard_provenance,
 )
 
@@ -49,6 +52,21 @@ def _write_stats(table, path: str | Path) -> None:
         table.to_csv(tmp, index=False)
 
 
+def avoid_set(path: str | Path) -> tuple[np.ndarray, dict]:
+    """The fixed repellers of an identities recipe and what its stores record about them:
+    an identities store's embeddings, or an embeddings store's identities (each label's
+    normalised mean; a store with one label per image repels every image)."""
+    kind, _ = open_store(path)
+    if kind == "identities":
+        embeddings = IdentityStore.read(path).embedding
+    elif kind == "embeddings":
+        embeddings = EmbeddingStore.read(path).identity_means()[1]
+    else:
+        raise UserError(f"{path}: avoid: expected an identities or embeddings store, got {kind}")
+    record = {"path": str(path), "kind": kind, "identities": int(embeddings.shape[0])}
+    return embeddings, {**record, "sha256": sha256_file(path)}
+
+
 def sample_identities(
     generator: GeneratorSpec,  # reads truncation_psi (every draw from z)
     reference_fr: FRSpec,
@@ -68,7 +86,8 @@ def sample_identities(
     provenance.update(recipe={"name": name, **params.to_dict()}, seed=int(seed), stage="identities")
     avoid = None
     if params.avoid is not None:
-        avoid = torch.from_numpy(IdentityStore.read(params.avoid).embedding).to(embedder.w_avg)
+        embeddings, provenance["avoid"] = avoid_set(params.avoid)
+        avoid = torch.from_numpy(embeddings).to(embedder.w_avg)
         e_dim = embed_all(embedder, embedder.w_avg[None], 1).shape[1]
         if avoid.ndim != 2 or avoid.shape[1] != e_dim:
             raise UserError(

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from brownface.errors import UserError
+from brownface.leakage.measure import measure_leakage, truth_agreement
 from brownface.leakage.search import (
     closest_pairs,
     leaked_fraction,
@@ -108,3 +109,35 @@ def test_shapes_are_checked():
         nearest_real(unit(3, 8, 0), unit(3, 4, 0))
     with pytest.raises(UserError, match="no real embeddings"):
         nearest_real(unit(3, 8, 0), torch.empty(0, 8))
+
+
+def test_measure_finds_the_planted_leaks():
+    """40 of 200 synthetic identities are real people seen again (small noise); the other 160
+    lie in the subspace orthogonal to every real one (at 90 degrees), so exactly the planted
+    ones fall below the threshold that random impostor pairs give."""
+    real = torch.cat([unit(300, 32, 8), torch.zeros(300, 32)], 1)
+    seen_again = real[:40] + 0.05 * torch.cat([unit(40, 32, 9), torch.zeros(40, 32)], 1)
+    synthetic = torch.cat([seen_again, torch.cat([torch.zeros(160, 32), unit(160, 32, 10)], 1)])
+    synthetic = synthetic / synthetic.norm(dim=1, keepdim=True)
+    a, b = unit(5000, 64, 11), unit(5000, 64, 12)
+    impostors = (a * b).sum(1).numpy()
+    result = measure_leakage(synthetic, real, impostors, k=5,
+                             real_names=[f"ffhq/{i:05d}" for i in range(300)])  # fmt: skip
+    assert result.leaked == {"0.001": 0.2, "0.0001": 0.2}
+    t = result.thresholds["0.001"]
+    assert t["cosine"] == threshold_at_far(impostors, 1e-3) and 20 < t["degrees"] < 90
+    assert sum(result.histogram["counts"]) == 200 and len(result.histogram["edges"]) == 91
+    assert [p["synthetic"] for p in result.closest] == sorted(
+        range(40), key=lambda i: -float(synthetic[i] @ real[i])
+    )[:5]
+    assert result.closest[0]["real_name"] == f"ffhq/{result.closest[0]['real']:05d}"
+    assert result.nearest_degrees["min"] < 5 and result.to_dict()["synthetic"] == 200
+
+
+def test_truth_agreement():
+    called = np.array([1, 1, 0, 0, 1], bool)
+    truth = np.array([1, 0, 0, 1, 1], bool)
+    assert truth_agreement(called, truth) == {"precision": 2 / 3, "recall": 2 / 3}
+    assert truth_agreement(np.zeros(3, bool), np.zeros(3, bool)) == {
+        "precision": None, "recall": None
+    }  # fmt: skip

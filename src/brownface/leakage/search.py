@@ -100,4 +100,4 @@ def threshold_at_far(impostor_cosines: np.ndarray, far: float) -> float:
 
 def leaked_fraction(nearest: Nearest, threshold: float) -> float:
     """The fraction of synthetic identities whose nearest real one is above ``threshold``."""
-    return float((nearest.cosine > threshold).float().mean())
+    return float((nearest.cosine > threshold).double().mean())

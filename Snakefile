@@ -33,6 +33,7 @@ include: "workflow/rules/render.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/leakage.smk"
 
 
 rule all:
@@ -43,6 +44,7 @@ rule all:
         rules.evaluation.input if USES_WORLD_REFERENCE else [],
         rules.datasets.input,
         rules.report.input,
+        rules.leakage.input,
 
 
 onsuccess:

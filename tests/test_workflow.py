@@ -453,3 +453,34 @@ def test_every_job_asks_for_its_stage_resources(tmp_path):
     assert {k: v for k, v in changed.items() if k not in ("ijb_score", "train_fr")} == {
         k: v for k, v in jobs.items() if k not in ("ijb_score", "train_fr")
     }
+
+
+def test_real_faces_are_embedded_in_shards_and_avoided(tmp_path):
+    """A face collection (config real_faces) embedded by two jobs and merged; an identities
+    recipe that avoids it depends on it (and on nothing of the world's reference network)."""
+    sys.path.insert(0, str(REPO / "tests"))
+    from test_leakage_embed import image_folder
+    from worldkit import small_fr_file
+
+    from brownface.store import EmbeddingStore
+
+    image_folder(tmp_path / "faces", people=5, per_person=4)
+    small_fr_file(tmp_path / "fr.pt")
+    write_config(
+        tmp_path,
+        "reference_fr: {kind: brownface, checkpoint: fr.pt}\n"
+        "real_faces:\n  people: {source: image_folder, path: faces, shards: 2, batch_size: 4}\n"
+        "identities:\n  lang: {algorithm: langevin, n: 4, iterations: 1,"
+        " avoid: results/leakage/people/embeddings.h5}\n",
+    )
+    store = "results/leakage/people/embeddings.h5"
+    run = snakemake(tmp_path, store)
+    assert run.returncode == 0, run.stderr[-3000:]
+    embeddings = EmbeddingStore.read(tmp_path / store)
+    assert len(embeddings) == 20 and embeddings.embedding.shape[1] == 32
+    assert embeddings.identity_means()[0].tolist() == [f"person{i}" for i in range(5)]
+    assert (tmp_path / "results" / "leakage" / "people" / "shard001.h5").is_file()
+    identities = "results/identities/lang/identities.h5"
+    assert plan(tmp_path, identities) == {"sample_identities": 1}
+    forced = plan(tmp_path, identities, "--forcerun", "embed_real_faces")
+    assert forced == {"embed_real_faces": 2, "merge_real_faces": 1, "sample_identities": 1}

@@ -275,6 +275,7 @@ def user_inputs(config: dict[str, Any]) -> dict[str, str]:
         **{
             f"real_models.{k}.checkpoint": m["checkpoint"] for k, m in config["real_models"].items()
         },
+        **{f"real_faces.{k}.path": c["path"] for k, c in config["real_faces"].items()},
     }
     return {k: v for k, v in inputs.items() if v is not None and v not in made}
 

@@ -77,6 +77,7 @@ IDENTITY_RUNS = brownface_config.identity_runs(config)
 ALL_IDENTITY_RUNS = list(dict.fromkeys([*config["identities"], *IDENTITY_RUNS]))
 DATASET_NAMES = "|".join(map(re.escape, RUNS)) or "no-datasets"
 IDENTITY_NAMES = "|".join(map(re.escape, ALL_IDENTITY_RUNS)) or "no-recipes"
+REAL_FACES_NAMES = "|".join(map(re.escape, config["real_faces"])) or "no-real-faces"
 
 
 def dataset_config(run):
@@ -219,3 +220,10 @@ def variation_stats(run):
         results("datasets", run, "variations", "stats{shard:03d}.csv"),
         shard=range(dataset_config(run)["shards"]),
     )
+
+
+def real_faces_generator(wc):
+    """The generator spec for a collection of generator frames (its FR crop), else None."""
+    if config["real_faces"][wc.faces]["source"] != "generator_frames":
+        return None
+    return generator_spec("truncation_psi", "noise_mode")

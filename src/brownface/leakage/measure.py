@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from brownface.evaluate.ijb_eval import far_key
 from brownface.leakage.search import (
     Nearest,
     closest_pairs,
@@ -49,10 +50,6 @@ class Leakage:
             "histogram": self.histogram,
             "closest": self.closest,
         }
-
-
-def far_key(far: float) -> str:
-    return f"{far:g}"
 
 
 def measure_leakage(

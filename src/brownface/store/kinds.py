@@ -39,6 +39,19 @@ def check_datasets(f: h5py.File, path: PathLike, kind: str, fields: tuple[Field,
     return check_shapes(path, fields, {fld.name: f[fld.name].shape for fld in fields})
 
 
+def check_unit_rows(
+    label: PathLike, what: str, rows: np.ndarray, names: np.ndarray, tol: float
+) -> None:
+    """Refuse the first row whose norm is not 1 within ``tol``, naming it."""
+    norms = np.linalg.norm(rows.astype(np.float64), axis=1)
+    bad = np.nonzero(~(np.abs(norms - 1.0) <= tol))[0]
+    if bad.size:
+        i = int(bad[0])
+        raise StoreError(
+            f"{label}: {what} {i} ({names[i]!r}) has norm {norms[i]:.6g}, expected unit-norm rows"
+        )
+
+
 class StoreBase:
     """Shared write/read of the data stores; subclasses declare KIND, FIELDS and the arrays."""
 
@@ -200,14 +213,7 @@ class CovariateStore(StoreBase):
     @classmethod
     def check_values(cls, label: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
         """Directions are applied as w + t * d, so a non-unit d silently rescales every edit."""
-        norms = np.linalg.norm(arrays["direction"].astype(np.float64), axis=1)
-        bad = np.nonzero(~(np.abs(norms - 1.0) <= UNIT_NORM_TOL))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise StoreError(
-                f"{label}: direction {i} ({arrays['name'][i]!r}) has norm {norms[i]:.6g}, "
-                "expected unit-norm rows"
-            )
+        check_unit_rows(label, "direction", arrays["direction"], arrays["name"], UNIT_NORM_TOL)
 
 
 @dataclass(eq=False)
@@ -232,14 +238,7 @@ class EmbeddingStore(StoreBase):
     @classmethod
     def check_values(cls, label: PathLike, arrays: Mapping[str, np.ndarray]) -> None:
         """Embeddings are compared by angle; a row that is not unit length is not one."""
-        norms = np.linalg.norm(arrays["embedding"].astype(np.float64), axis=1)
-        bad = np.nonzero(~(np.abs(norms - 1.0) <= EMBEDDING_NORM_TOL))[0]
-        if bad.size:
-            i = int(bad[0])
-            raise StoreError(
-                f"{label}: embedding {i} ({arrays['path'][i]!r}) has norm {norms[i]:.6g}, "
-                "expected unit-norm rows"
-            )
+        check_unit_rows(label, "embedding", arrays["embedding"], arrays["path"], EMBEDDING_NORM_TOL)
 
     def identity_means(self) -> tuple[np.ndarray, np.ndarray]:
         """The identities (labels in order of first appearance) and each one's normalised mean

@@ -138,3 +138,44 @@ def test_generator_frames_are_cut_as_the_generator_samples_are(tmp_path):
     assert cos.min() > 0.995, cos  # 0.9997 and up: only the PNG rounding differs
     with pytest.raises(UserError, match="need the generator's FR crop"):
         embed_collection(collection, fr, input_size=16)
+
+
+def test_a_dataset_measured_against_real_faces(tmp_path):
+    """Identities that are real faces seen again are leaked; thresholds come from the FR's
+    impostor pairs of a .bin set, and the JSON records what was measured against what."""
+    import json
+
+    from worldkit import small_fr_file
+
+    from brownface.leakage.stages import impostor_cosines, measure_dataset_leakage
+    from brownface.models.fr import load_fr
+    from brownface.store import IdentityStore
+
+    spec = small_fr_file(tmp_path / "fr.pt")
+    fr = load_fr(spec)
+    people = faces(40, seed=3)
+    write_bin(tmp_path / "set.bin", [encode(f, "png") for f in people], [True, False] * 10)
+    image_folder(tmp_path / "real", people=6, per_person=1)
+    real = embed_collection(face_collection("image_folder", tmp_path / "real"), fr, input_size=16)
+    real_path = real.write(tmp_path / "real.h5")
+    # Two synthetic identities are real people 0 and 3 exactly; the others random faces.
+    others = embed_images(fr, from_uint8(faces(4, seed=4)), 16).numpy()
+    embedding = np.concatenate([real.embedding[[0, 3]], others])
+    IdentityStore(identity=np.arange(6), w=np.zeros((6, 8), np.float32), embedding=embedding).write(
+        tmp_path / "identities.h5"
+    )
+    out = tmp_path / "leakage.json"
+    measure_dataset_leakage(
+        tmp_path / "identities.h5", real_path, tmp_path / "set.bin", spec,
+        fars=[0.1], k=3, out=out, device="cpu",
+    )  # fmt: skip
+    record = json.loads(out.read_text())
+    impostors = impostor_cosines(tmp_path / "set.bin", fr, 16)
+    assert impostors.size == 10 and record["verification_set"]["impostor_pairs"] == 10
+    threshold = record["thresholds"]["0.1"]["cosine"]
+    assert threshold == pytest.approx(np.sort(impostors)[::-1][1])
+    nearest = (torch.from_numpy(embedding) @ torch.from_numpy(real.embedding).T).amax(1)
+    assert record["leaked"]["0.1"] == pytest.approx(float((nearest > threshold).double().mean()))
+    assert {p["real_name"] for p in record["closest"][:2]} == {"person0", "person3"}
+    assert record["leaked"]["0.1"] >= 2 / 6 and threshold < 0.999
+    assert record["real"] == 6 and len(record["real_faces"]["sha256"]) == 64

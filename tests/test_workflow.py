@@ -484,3 +484,25 @@ def test_real_faces_are_embedded_in_shards_and_avoided(tmp_path):
     assert plan(tmp_path, identities) == {"sample_identities": 1}
     forced = plan(tmp_path, identities, "--forcerun", "embed_real_faces")
     assert forced == {"embed_real_faces": 2, "merge_real_faces": 1, "sample_identities": 1}
+
+
+def test_every_dataset_is_measured_against_every_real_face_collection(tmp_path):
+    (tmp_path / "faces" / "p0").mkdir(parents=True)
+    (tmp_path / "faces" / "p0" / "0.png").write_bytes(b"")
+    write_config(
+        tmp_path,
+        FULL + "real_faces:\n  people: {source: image_folder, path: faces}\n"
+        "leakage: {fars: [0.01]}\n",
+    )
+    jobs = plan(tmp_path, "leakage")
+    assert {k: jobs[k] for k in ("embed_real_faces", "merge_real_faces", "measure_leakage")} == {
+        "embed_real_faces": 1, "merge_real_faces": 1, "measure_leakage": 1
+    }  # fmt: skip
+    assert "build_world_lfw" in jobs  # the thresholds' verification set
+    write_config(
+        tmp_path,
+        FULL + "real_faces:\n  people: {source: image_folder, path: faces}\n"
+        "leakage: {verification_set: cfp}\n",
+    )
+    run = snakemake(tmp_path, "-n", "leakage")
+    assert run.returncode != 0 and "leakage.verification_set: expected a .bin set" in run.stderr

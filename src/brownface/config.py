@@ -134,6 +134,17 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                 f"{source}: real_models.{name}: a model name must be letters, digits, '_', "
                 f"'.' or '-' and differ from the datasets and {REFERENCE_FR_NAME!r}"
             )
+    if config["real_faces"]:
+        name = config["leakage"]["verification_set"]
+        value = config["verification_sets"].get(name, False)
+        if value is False or isinstance(value, dict):
+            known = ", ".join(
+                k for k, v in config["verification_sets"].items() if not isinstance(v, dict)
+            )
+            raise UserError(
+                f"{source}: leakage.verification_set: expected a .bin set of verification_sets, "
+                f"got {name!r} (known: {known or 'none'})"
+            )
     for name in config["training"]["validation"]:
         if name not in config["verification_sets"]:
             known = ", ".join(sorted(config["verification_sets"])) or "none defined"

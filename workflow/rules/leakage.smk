@@ -57,9 +57,45 @@ rule merge_real_faces:
         "../scripts/merge_real_faces.py"
 
 
+rule measure_leakage:
+    input:
+        identities=lambda wc: results(
+            "identities", RUNS[wc.dataset].identities, "identities.h5"
+        ),
+        real=results("leakage", "{faces}", "embeddings.h5"),
+        verification_set=lambda wc: config["verification_sets"][
+            config["leakage"]["verification_set"]
+        ],
+        fr=config["reference_fr"]["checkpoint"],
+    output:
+        measure=results("leakage", "{faces}", "{dataset}.json"),
+    log:
+        logs("leakage", "{faces}", "{dataset}.log"),
+    wildcard_constraints:
+        faces=REAL_FACES_NAMES,
+        dataset=DATASET_NAMES,
+    conda:
+        "../../envs/brownface.yaml"
+    threads: stage_threads("measure_leakage")
+    resources:
+        **stage_resources("measure_leakage"),
+    params:
+        fars=config["leakage"]["fars"],
+        closest=config["leakage"]["closest"],
+        reference_fr=REFERENCE_FR,
+        device=config["device"],
+    script:
+        "../scripts/measure_leakage.py"
+
+
 rule leakage:
     input:
         expand(results("leakage", "{faces}", "embeddings.h5"), faces=config["real_faces"]),
+        expand(
+            results("leakage", "{faces}", "{dataset}.json"),
+            faces=config["real_faces"],
+            dataset=RUNS,
+        ),
 
 
 localrules:

@@ -1,0 +1,19 @@
+"""Adapter: measure one dataset's identities against one real_faces collection."""
+
+from brownface.leakage.stages import measure_dataset_leakage
+from brownface.models.fr import FRSpec
+from brownface.runlog import snakemake_job
+
+if __name__ == "__main__":
+    p = snakemake.params
+    with snakemake_job(snakemake):
+        measure_dataset_leakage(
+            snakemake.input.identities,
+            snakemake.input.real,
+            snakemake.input.verification_set,
+            FRSpec.from_dict(p.reference_fr),
+            fars=list(p.fars),
+            k=p.closest,
+            out=snakemake.output.measure,
+            device=p.device,
+        )

@@ -9,9 +9,9 @@ from brownface.errors import UserError
 from brownface.leakage.measure import measure_leakage, truth_agreement
 from brownface.leakage.search import (
     closest_pairs,
+    cosine_threshold_at_far,
     leaked_fraction,
     nearest_real,
-    threshold_at_far,
 )
 
 
@@ -85,15 +85,15 @@ def test_threshold_at_far_is_the_lowest_cosine_that_keeps_the_far():
     scores = np.random.default_rng(5).uniform(-0.3, 0.6, 2000)
     scores[:40] = 0.5  # ties
     for far in (1e-3, 1e-2, 0.02, 0.1, 0.29):
-        t = threshold_at_far(scores, far)
+        t = cosine_threshold_at_far(scores, far)
         assert np.mean(scores > t) <= far
         lower = scores[scores < t]
         if lower.size:  # any lower threshold lets more impostors through than the FAR allows
             assert np.mean(scores > lower.max()) > far
-    assert threshold_at_far(np.arange(100) / 100, 0.29) == pytest.approx(0.70)
-    assert threshold_at_far(scores, 1.0) == -1.0
+    assert cosine_threshold_at_far(np.arange(100) / 100, 0.29) == pytest.approx(0.70)
+    assert cosine_threshold_at_far(scores, 1.0) == -1.0
     with pytest.raises(UserError, match="no impostor pairs"):
-        threshold_at_far(np.array([]), 0.1)
+        cosine_threshold_at_far(np.array([]), 0.1)
 
 
 def test_leaked_fraction_and_angles():
@@ -125,7 +125,7 @@ def test_measure_finds_the_planted_leaks():
                              real_names=[f"ffhq/{i:05d}" for i in range(300)])  # fmt: skip
     assert result.leaked == {"0.001": 0.2, "0.0001": 0.2}
     t = result.thresholds["0.001"]
-    assert t["cosine"] == threshold_at_far(impostors, 1e-3) and 20 < t["degrees"] < 90
+    assert t["cosine"] == cosine_threshold_at_far(impostors, 1e-3) and 20 < t["degrees"] < 90
     assert sum(result.histogram["counts"]) == 200 and len(result.histogram["edges"]) == 91
     assert [p["synthetic"] for p in result.closest] == sorted(
         range(40), key=lambda i: -float(synthetic[i] @ real[i])

@@ -19,9 +19,9 @@ from brownface.evaluate.ijb_eval import far_key
 from brownface.leakage.search import (
     Nearest,
     closest_pairs,
+    cosine_threshold_at_far,
     leaked_fraction,
     nearest_real,
-    threshold_at_far,
 )
 
 FARS: tuple[float, ...] = (1e-3, 1e-4)
@@ -68,7 +68,7 @@ def measure_leakage(
     degrees = torch.rad2deg(nearest.angles()).numpy().astype(np.float64)
     thresholds, leaked = {}, {}
     for far in fars:
-        t = threshold_at_far(impostor_cosines, far)
+        t = cosine_threshold_at_far(impostor_cosines, far)
         thresholds[far_key(far)] = {"cosine": t, "degrees": math.degrees(math.acos(max(-1, t)))}
         leaked[far_key(far)] = leaked_fraction(nearest, t)
     counts, edges = np.histogram(degrees, bins=HISTOGRAM_BINS, range=(0.0, 90.0))

@@ -86,9 +86,11 @@ def closest_pairs(nearest: Nearest, k: int) -> list[tuple[int, int, float]]:
     return pairs
 
 
-def threshold_at_far(impostor_cosines: np.ndarray, far: float) -> float:
+def cosine_threshold_at_far(impostor_cosines: np.ndarray, far: float) -> float:
     """The lowest cosine t with FAR(t) = P(impostor cosine > t) <= ``far``: a pair is called the
-    same person above it. From impostor pairs of a verification set; -1 if ``far`` >= 1."""
+    same person above it. From impostor pairs of a verification set; -1 if ``far`` >= 1.
+    (Not ``evaluate.verification.threshold_at_far``: that is insightface's interpolated
+    distance threshold of the verification protocol.)"""
     scores = np.sort(np.asarray(impostor_cosines, dtype=np.float64))[::-1]
     if scores.size == 0:
         raise UserError("leakage threshold: no impostor pairs")

@@ -103,6 +103,24 @@ rule plot_world_sheet:
         "../scripts/plot_world_sheet.py"
 
 
+rule build_world_training_faces:
+    output:
+        root=directory(WORLD_PATHS["training_faces"]),
+    log:
+        logs("world", "build_world_training_faces.log"),
+    benchmark:
+        benchmarks("world", "build_world_training_faces.tsv")
+    conda:
+        "../../envs/brownface.yaml"
+    threads: stage_threads("build_world_training_faces")
+    resources:
+        **stage_resources("build_world_training_faces"),
+    params:
+        world=world_params("training_set", ["identities", "images_per_identity"]),
+    script:
+        "../scripts/build_world_training_faces.py"
+
+
 rule build_world_fr_train:
     output:
         root=directory(f"{WORLD}/reference_fr_train"),

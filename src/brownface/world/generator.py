@@ -44,6 +44,15 @@ CROP_SAMPLES = 512  # frontal faces whose mean landmarks define the crop to an F
 HIDDEN_GAIN = 0.3  # weight of the head's non-linear path against its rotation
 #: The world keys that define its generator (the kind's options).
 GENERATOR_KEYS = ("seed", "resolution", "identity_dim", "z_dim", "w_dim")
+#: The keys of ``world.training_set`` that shape the generator (its options' names).
+TRAINING_SET_OPTIONS = {"identities": "training_identities", "share": "training_share"}
+CAPTURE_WIDTH = 0.02  # cosine over which a face slides from its own identity to a training one
+
+
+def training_identities(seed: int, k: int, identity_dim: int) -> torch.Tensor:
+    """The world's ``k`` training identities [k, identity_dim] (standard normal, own stream):
+    the people its generator reproduces and ``world/training_faces`` photographs."""
+    return torch.randn(k, identity_dim, generator=torch_generator(seed, "world/training_set"))
 
 
 def _normalize_2nd_moment(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -64,6 +73,8 @@ class WorldGenerator(GeneratorBase):
         resolution: int = 64,  # output image size
         mapping_layers: int = 4,  # depth of the z -> w MLP
         head_hidden: int = 64,  # hidden width of the w -> parameters head
+        training_identities: int = 0,  # identities the "GAN" reproduces (world.training_set)
+        training_share: float = 0.0,  # fraction of latents (truncation 1) that reproduce one
         spec: GeneratorSpec | None = None,  # the spec it was loaded from; None = its own options
     ) -> None:
         super().__init__()
@@ -75,6 +86,13 @@ class WorldGenerator(GeneratorBase):
             )
         self.seed, self.z_dim, self.w_dim = seed, z_dim, w_dim
         self.identity_dim, self.img_resolution = identity_dim, resolution
+        if training_identities > 0 and not 0.0 < training_share < 1.0:
+            raise UserError(
+                "config world.training_set.share: expected a fraction in (0, 1) when "
+                f"identities > 0, got {training_share}"
+            )
+        self.training_identities = training_identities
+        self.training_share = float(training_share) if training_identities else 0.0
         self.spec = spec or GeneratorSpec(kind="world", options=self.options())
         self.renderer = FaceRenderer(resolution=resolution, identity_dim=identity_dim, seed=seed)
         gen = torch_generator(seed, "world/generator")
@@ -110,6 +128,7 @@ class WorldGenerator(GeneratorBase):
         raw = self._head_raw(w)
         self.register_buffer("out_mean", raw.mean(0))
         self.register_buffer("out_std", raw.std(0))
+        self._init_training_set(training_identities, w)
         ident = torch.randn(
             CROP_SAMPLES, identity_dim, generator=torch_generator(seed, "world/crop")
         )
@@ -159,9 +178,47 @@ class WorldGenerator(GeneratorBase):
             raise ValueError(f"w must have shape [B, {self.w_dim}], got {list(w.shape)}")
         return (self._head_raw(w) - self.out_mean) / self.out_std
 
+    # -- the training set: faces the "GAN" reproduces ---------------------------------------
+    def _init_training_set(self, k: int, w: torch.Tensor) -> None:
+        """Draw ``k`` training identities and the capture cosine that a ``training_share`` of
+        the fixed latent sample (truncation 1) passes."""
+        self.register_buffer("training_set", training_identities(self.seed, k, self.identity_dim))
+        capture = 1.0
+        if k:
+            nearest = self._nearest_training(self._head(w)[:, : self.identity_dim])[0]
+            capture = float(torch.quantile(nearest.double(), 1.0 - self.training_share))
+        self.register_buffer("capture_cosine", torch.tensor(capture))
+
+    def _nearest_training(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cosine to the nearest training identity and its index, per identity vector."""
+        t = self.training_set.to(u.dtype)
+        cos = F.normalize(u, dim=1) @ F.normalize(t, dim=1).T
+        return cos.max(dim=1)
+
+    def _identity(self, out: torch.Tensor) -> torch.Tensor:
+        """The rendered identity: the head's own, pulled onto the nearest training identity
+        when their cosine passes ``capture_cosine`` (a smooth step CAPTURE_WIDTH wide, so
+        gradients still lead out). As a GAN reproduces some of its training faces, a
+        ``training_share`` of random latents then draws a training person."""
+        u = out[:, : self.identity_dim]
+        if not self.training_set.shape[0]:
+            return u
+        cos, k = self._nearest_training(u)
+        a = torch.sigmoid((cos - self.capture_cosine.to(u.dtype)) / CAPTURE_WIDTH)[:, None]
+        return u + a * (self.training_set.to(u.dtype)[k] - u)
+
+    def training_identity(self, w: torch.Tensor) -> torch.Tensor:
+        """Ground truth of leakage: the index of the training identity each latent's face is
+        (past the middle of the capture step), or -1 for a face of its own."""
+        u = self._head(w)[:, : self.identity_dim]
+        if not self.training_set.shape[0]:
+            return torch.full((w.shape[0],), -1, dtype=torch.long, device=w.device)
+        cos, k = self._nearest_training(u)
+        return torch.where(cos > self.capture_cosine.to(u.dtype), k, -1)
+
     def identity_params(self, w: torch.Tensor) -> torch.Tensor:
         """Ground-truth identity vector [B, identity_dim] behind each latent."""
-        return self._head(w)[:, : self.identity_dim]
+        return self._identity(self._head(w))
 
     def nuisance_params(self, w: torch.Tensor) -> dict[str, torch.Tensor]:
         """Ground-truth yaw, pitch, light azimuth/strength, ambient (degrees / [0, 1]),
@@ -194,7 +251,7 @@ class WorldGenerator(GeneratorBase):
 
     def face_params(self, w: torch.Tensor) -> FaceParams:
         out = self._head(w)
-        identity = out[:, : self.identity_dim]
+        identity = self._identity(out)
         return FaceParams.neutral(identity, **self._nuisance(out[:, self.identity_dim :]))
 
     def options(self) -> dict:
@@ -205,6 +262,14 @@ class WorldGenerator(GeneratorBase):
             identity_dim=self.identity_dim,
             z_dim=self.z_dim,
             w_dim=self.w_dim,
+            **(
+                dict(
+                    training_identities=self.training_identities,
+                    training_share=self.training_share,
+                )
+                if self.training_identities
+                else {}
+            ),
         )
 
 
@@ -213,8 +278,14 @@ class WorldGenerator(GeneratorBase):
 
 
 def spec_options(config: dict) -> dict:
-    """The world keys its generator depends on (not its data sets' keys)."""
-    return {key: config["world"][key] for key in GENERATOR_KEYS}
+    """The world keys its generator depends on (not its data sets' keys); a world without a
+    training set keeps the options (and so the spec) it had before training sets existed."""
+    world = config["world"]
+    options = {key: world[key] for key in GENERATOR_KEYS}
+    training = world.get("training_set", {})
+    if training.get("identities", 0):
+        options.update({TRAINING_SET_OPTIONS[k]: training[k] for k in TRAINING_SET_OPTIONS})
+    return options
 
 
 def build(spec: GeneratorSpec) -> WorldGenerator:
@@ -224,7 +295,7 @@ def build(spec: GeneratorSpec) -> WorldGenerator:
             "config generator.checkpoint: the world generator is built from world.* and "
             f"reads no checkpoint, got {spec.checkpoint!r}"
         )
-    unknown = sorted(set(spec.options) - set(GENERATOR_KEYS))
+    unknown = sorted(set(spec.options) - set(GENERATOR_KEYS) - set(TRAINING_SET_OPTIONS.values()))
     if unknown:
         raise UserError(f"world generator spec: unknown option {unknown[0]!r}")
     return WorldGenerator(**spec.options, spec=spec)

@@ -34,6 +34,7 @@ def world_paths(results: str) -> dict[str, str]:
         **{name: world_path(results, "benchmarks", name) for name in WORLD_IJB_SETS},
         "lfw_tree_pairs": world_path(results, "benchmarks", "pairs.txt"),
         "lfw_tree_images": world_path(results, "benchmarks", "lfw"),
+        "training_faces": world_path(results, "training_faces"),
     }
 
 

@@ -18,6 +18,7 @@ from brownface.world.layout import REFERENCE_FR_NAME
 from brownface.world.multipie_set import MultiPieSpec, build_multipie
 from brownface.world.renderer import FaceRenderer
 from brownface.world.sheet import world_sheet
+from brownface.world.training_faces import build_training_faces
 from brownface.world.verification_sets import build_cfp_fp, build_lfw
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,19 @@ def build_world_fr_train(world: dict, root: Path) -> None:
         image_size=fr["image_size"],
     )
     log.info("reference FR training set: %d images of %d identities", n, fr["identities"])
+
+
+def build_world_training_faces(world: dict, root: Path) -> None:
+    """The generator's training faces (an FFHQ-like tree of generator frames)."""
+    ts = world["training_set"]
+    n = build_training_faces(
+        world_renderer(world),
+        world["seed"],
+        Path(root),
+        identities=ts["identities"],
+        images_per_identity=ts["images_per_identity"],
+    )
+    log.info("training faces: %d images of %d identities", n, ts["identities"])
 
 
 def plot_world_sheet(world: dict, out: Path) -> None:

@@ -2,6 +2,7 @@
 bad input. Inputs are tiny files in the stages' real formats."""
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +148,30 @@ def inputs(tmp_path_factory) -> dict:
             n: write_train_log(d / f"{n}_train_log.csv", 3, 2, ("lfw", "cfp_fp"), 1 + i)
             for i, n in enumerate(DATASETS)
         },
+        leakage={
+            c: {n: write_leakage(d / f"{c}_{n}.json", 10 * i + j) for i, n in enumerate(DATASETS)}
+            for j, c in enumerate(("ffhq", "world_training"))
+        },
     )
+
+
+def write_leakage(path, seed: int):
+    """A leakage measure as measure_leakage writes it (histogram of nearest angles)."""
+    rng = np.random.default_rng(seed)
+    counts, edges = np.histogram(rng.normal(55, 8, 200), bins=90, range=(0.0, 90.0))
+    path.write_text(
+        json.dumps(
+            {
+                "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+                "thresholds": {
+                    "0.001": {"cosine": 0.5, "degrees": 60.0},
+                    "0.0001": {"cosine": 0.6, "degrees": 53.1},
+                },
+                "leaked": {"0.001": 0.1, "0.0001": 0.05},
+            }
+        )
+    )
+    return path
 
 
 DRAW = {
@@ -161,6 +185,10 @@ DRAW = {
         figures.SAMPLING_SIZE,
     ),
     "training": (lambda i, out: training_curves(i["logs"], out), figures.TRAINING_SIZE),
+    "leakage": (
+        lambda i, out: figures.leakage_histograms(i["leakage"], out),
+        (2 * figures.LEAKAGE_PANEL[0], figures.LEAKAGE_PANEL[1]),
+    ),
 }
 
 

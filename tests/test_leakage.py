@@ -141,3 +141,47 @@ def test_truth_agreement():
     assert truth_agreement(np.zeros(3, bool), np.zeros(3, bool)) == {
         "precision": None, "recall": None
     }  # fmt: skip
+
+
+def test_measure_with_the_truth_scores_the_fr_call():
+    """The planted set again, with a ground truth that marks 40 identities leaked of which the
+    FR finds 30 (10 planted leaks are declared clean, 10 clean ones declared leaked)."""
+    real = torch.cat([unit(300, 32, 8), torch.zeros(300, 32)], 1)
+    seen_again = real[:40] + 0.05 * torch.cat([unit(40, 32, 9), torch.zeros(40, 32)], 1)
+    synthetic = torch.cat([seen_again, torch.cat([torch.zeros(160, 32), unit(160, 32, 10)], 1)])
+    synthetic = synthetic / synthetic.norm(dim=1, keepdim=True)
+    impostors = (unit(5000, 64, 11) * unit(5000, 64, 12)).sum(1).numpy()
+    truth = np.zeros(200, bool)
+    truth[10:40] = truth[100:110] = True
+    result = measure_leakage(synthetic, real, impostors, k=0, truly_leaked=truth)
+    assert result.truth == {
+        "leaked": 0.2,
+        "agreement": {f: {"precision": 0.75, "recall": 0.75} for f in ("0.001", "0.0001")},
+    }
+    assert result.to_dict()["truth"]["leaked"] == 0.2
+    assert "truth" not in measure_leakage(synthetic, real, impostors, k=0).to_dict()
+    with pytest.raises(ValueError, match="truly_leaked"):
+        measure_leakage(synthetic, real, impostors, truly_leaked=truth[:10])
+
+
+def test_the_pairs_sheet_shows_each_pair_with_its_angle(tmp_path):
+    from PIL import Image
+
+    from brownface.leakage.sheet import FacePair, pairs_sheet
+
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(14)]
+    pairs = [FacePair(faces[2 * i], faces[2 * i + 1], 10.0 + i, f"{i:06d}", f"{i:03d}/00.png")
+             for i in range(7)]  # fmt: skip
+    size = pairs_sheet(pairs, tmp_path / "a.png", tile=32, title="t")
+    assert size == pairs_sheet(pairs, tmp_path / "b.png", tile=32, title="t")
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == size == (5 * 64 + 6 * 8, 22 + 2 * (32 + 34) + 3 * 8)
+        sheet = np.asarray(im.convert("RGB"))
+    # The first pair: synthetic at the left, real at the right, both resized to the tile.
+    left = np.asarray(Image.fromarray(faces[0]).resize((32, 32), Image.Resampling.LANCZOS))
+    right = np.asarray(Image.fromarray(faces[1]).resize((32, 32), Image.Resampling.LANCZOS))
+    assert np.array_equal(sheet[30:62, 8:40], left) and np.array_equal(sheet[30:62, 40:72], right)
+    empty = pairs_sheet([], tmp_path / "none.png", tile=32)
+    assert empty[0] > 0 and (tmp_path / "none.png").stat().st_size > 0

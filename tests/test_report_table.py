@@ -115,3 +115,47 @@ def test_a_missing_cell_is_one_error_naming_model_and_set(tmp_path):
             [*results, far, _verification(tmp_path / "c.json", "a", "cfp_fp", 0.5)],
             [TableRow("a", ("a",))],
         )
+
+
+def _leakage(root, collection, dataset, leaked):
+    path = root / "leakage" / collection / f"{dataset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"leaked": {"0.001": 2 * leaked, "0.0001": leaked}}))
+    return path
+
+
+def test_the_leakage_column_is_lowest_best_and_empty_for_real_data(tmp_path):
+    from brownface.report.tables import index_leakage, index_results
+
+    results = _results(
+        tmp_path,
+        {
+            "world_reference_fr": (0.999, 0.96, 0.9, 0.8),
+            "langevin": (0.88, 0.66, 0.30, 0.10),
+            "random": (0.85, 0.68, 0.20, 0.15),
+        },
+    )
+    measures = [
+        _leakage(tmp_path, "ffhq", "langevin", 0.02),
+        _leakage(tmp_path, "ffhq", "random", 0.08),
+    ]
+    cols = columns(["lfw", "cfp_fp"], ["ijbc"], [1e-4, 1e-5], ["ffhq"], 1e-4)
+    assert cols[-1].label == "leaked@1e-4 ffhq" and cols[-1].lower_is_better
+    rows = [
+        TableRow("real data", ("world_reference_fr",), real=True),
+        TableRow("langevin", ("langevin",)),
+        TableRow("random", ("random",)),
+    ]
+    records = {**index_results(results), **index_leakage(measures)}
+    out = {k: tmp_path / f"table.{k}" for k in ("csv", "md", "tex")}
+    mean = report_table(records, rows, cols, csv=out["csv"], markdown=out["md"], latex=out["tex"])
+    assert mean.loc["langevin", "leaked@1e-4 ffhq"] == pytest.approx(2.0)
+    assert mean.loc["random", "leaked@1e-4 ffhq"] == pytest.approx(8.0)
+    assert pd.isna(mean.loc["real data", "leaked@1e-4 ffhq"])
+    md = out["md"].read_text()
+    assert "**2.00**" in md and "| 8.00 " in md and "–" in md  # lowest is bold; real row empty
+    missing = columns([], [], [], ["ffhq"], 1e-5)
+    with pytest.raises(UserError, match="no leaked fraction at FAR 1e-05"):
+        report_table(
+            records, rows[1:], missing, csv=out["csv"], markdown=out["md"], latex=out["tex"]
+        )

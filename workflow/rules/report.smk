@@ -9,6 +9,11 @@ rule report_table:
             model=REPORT_MODELS,
             benchmark=BENCHMARKS,
         ),
+        leakage=expand(
+            results("leakage", "{faces}", "{dataset}.json"),
+            faces=config["real_faces"],
+            dataset=RUNS,
+        ),
     output:
         csv=results("report", "table.csv"),
         markdown=results("report", "table.md"),
@@ -30,8 +35,42 @@ rule report_table:
         verification_sets=list(config["verification_sets"]),
         ijb_sets=list(config["ijb_sets"]),
         fars=config["ijb"]["report_fars"],
+        leakage_collections=list(config["real_faces"]),
+        leakage_far=min(config["leakage"]["fars"]),
     script:
         "../scripts/report_table.py"
+
+
+rule report_leakage:
+    input:
+        expand(
+            results("leakage", "{faces}", "{dataset}.json"),
+            faces=config["real_faces"],
+            dataset=FIGURE_RUNS.values(),
+        ),
+    output:
+        histograms=report(
+            results("report", "leakage.png"),
+            caption="../report/leakage.rst",
+            category="Figures",
+        ),
+    log:
+        logs("report", "leakage.log"),
+    conda:
+        "../../envs/brownface.yaml"
+    threads: stage_threads("report_leakage")
+    resources:
+        **stage_resources("report_leakage"),
+    params:
+        measures={
+            faces: {
+                d: results("leakage", faces, f"{r}.json") for d, r in FIGURE_RUNS.items()
+            }
+            for faces in config["real_faces"]
+        },
+        order=list(FIGURE_RUNS),
+    script:
+        "../scripts/report_leakage.py"
 
 
 rule report_figures:
@@ -114,6 +153,16 @@ rule report:
     input:
         rules.report_table.output,
         rules.report_figures.output if config["datasets"] else [],
+        (
+            rules.report_leakage.output
+            if config["datasets"] and config["real_faces"]
+            else []
+        ),
+        expand(
+            results("leakage", "{faces}", "{dataset}_pairs.png"),
+            faces=config["real_faces"],
+            dataset=RUNS,
+        ),
 
 
 localrules:

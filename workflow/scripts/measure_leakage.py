@@ -2,6 +2,7 @@
 
 from brownface.leakage.stages import measure_dataset_leakage
 from brownface.models.fr import FRSpec
+from brownface.models.generator import GeneratorSpec
 from brownface.runlog import snakemake_job
 
 if __name__ == "__main__":
@@ -15,5 +16,9 @@ if __name__ == "__main__":
             fars=list(p.fars),
             k=p.closest,
             out=snakemake.output.measure,
+            generator=GeneratorSpec.from_dict(p.generator),
+            collection=p.collection,
+            pairs_out=snakemake.output.pairs,
+            truth=p.truth,
             device=p.device,
         )

@@ -16,4 +16,7 @@ if __name__ == "__main__":
             markdown=out.markdown,
             latex=out.latex,
             html=out.html,
+            leakage=list(snakemake.input.leakage),
+            leakage_collections=p.leakage_collections,
+            leakage_far=p.leakage_far,
         )

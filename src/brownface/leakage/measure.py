@@ -39,9 +39,11 @@ class Leakage:
     nearest_degrees: dict[str, float]  # summary of the nearest-real angles
     histogram: dict[str, list]  # bin edges (degrees) and counts of the nearest-real angles
     closest: list[dict[str, object]]  # the k closest pairs, each real identity once
+    truth: dict[str, object] | None = None  # the world's ground truth and the FR's agreement
 
     def to_dict(self) -> dict[str, object]:
         return {
+            **({} if self.truth is None else {"truth": self.truth}),
             "synthetic": self.synthetic,
             "real": self.real,
             "thresholds": self.thresholds,
@@ -61,16 +63,28 @@ def measure_leakage(
     k: int = 10,
     synthetic_names: Sequence[str] | None = None,
     real_names: Sequence[str] | None = None,
+    truly_leaked: np.ndarray | None = None,  # [N] bool: the synthetic identity is a real one
 ) -> Leakage:
     """Thresholds at each FAR, the leaked fractions, the nearest-angle distribution and the
-    ``k`` closest pairs (with names when given)."""
+    ``k`` closest pairs (with names when given); with the ground truth, the truly leaked
+    fraction and the precision and recall of the FR's call at each FAR."""
     nearest: Nearest = nearest_real(synthetic, real)
     degrees = torch.rad2deg(nearest.angles()).numpy().astype(np.float64)
-    thresholds, leaked = {}, {}
+    if truly_leaked is not None and np.shape(truly_leaked) != (synthetic.shape[0],):
+        raise ValueError(
+            f"truly_leaked: expected [{synthetic.shape[0]}], got {list(np.shape(truly_leaked))}"
+        )
+    thresholds, leaked, agreement = {}, {}, {}
     for far in fars:
         t = cosine_threshold_at_far(impostor_cosines, far)
         thresholds[far_key(far)] = {"cosine": t, "degrees": math.degrees(math.acos(max(-1, t)))}
         leaked[far_key(far)] = leaked_fraction(nearest, t)
+        if truly_leaked is not None:
+            called = (nearest.cosine > t).numpy()
+            agreement[far_key(far)] = dict(truth_agreement(called, truly_leaked))
+    truth = None
+    if truly_leaked is not None:
+        truth = {"leaked": float(np.mean(truly_leaked, dtype=np.float64)), "agreement": agreement}
     counts, edges = np.histogram(degrees, bins=HISTOGRAM_BINS, range=(0.0, 90.0))
     pairs = []
     for s, r, cos in closest_pairs(nearest, k):
@@ -94,6 +108,7 @@ def measure_leakage(
         nearest_degrees=summary,
         histogram={"edges": edges.tolist(), "counts": counts.tolist()},
         closest=pairs,
+        truth=truth,
     )
 
 

@@ -11,6 +11,7 @@ the same ``order`` to every figure and a dataset keeps its colour across the rep
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -367,3 +368,106 @@ def training_curves(
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         left.legend(loc="best")
         _legend(right, colours if len(colours) > 1 else {}, styles, loc="best")
+
+
+# ---------------------------------------------------------------------------------------------
+# Leakage.
+
+LEAKAGE_PANEL = (4.5, 3.6)  # per real collection
+FAR_STYLES = ("--", ":", "-.")  # one per FAR threshold, in the measure's order
+
+
+def read_leakage(path: str | Path) -> dict:
+    """A leakage measure (``results/leakage/<collection>/<dataset>.json``), checked."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a readable leakage measure ({exc})") from None
+    for key in ("histogram", "thresholds", "leaked"):
+        if key not in data:
+            raise UserError(f"{path}: leakage measure has no {key!r}")
+    return data
+
+
+def leakage_histograms(
+    measures: Mapping[str, Mapping[str, str | Path]],  # collection -> dataset -> measure JSON
+    out: str | Path,
+    *,
+    order: Sequence[str] = (),
+) -> None:
+    """Nearest-real angles of each dataset's identities (density of the measure's 1-degree
+    histogram), one panel per real collection, with the FR's threshold at each FAR."""
+    _require(measures, "leakage_histograms", "collection -> dataset -> leakage JSON")
+    names = sorted({d for per in measures.values() for d in per})
+    colours = dataset_colours(names, order)
+    width, height = LEAKAGE_PANEL
+    with _drawing(out, (width * len(measures), height)) as fig:
+        axes = np.atleast_1d(fig.subplots(1, len(measures)))
+        for ax, (collection, per) in zip(axes, measures.items(), strict=True):
+            thresholds: dict = {}
+            for name, colour in colours.items():
+                if name not in per:
+                    continue
+                data = read_leakage(per[name])
+                edges = np.asarray(data["histogram"]["edges"], float)
+                counts = np.asarray(data["histogram"]["counts"], float)
+                density = counts / max(counts.sum(), 1.0) / np.diff(edges)
+                ax.stairs(density, edges, color=colour, label=name)
+                thresholds = data["thresholds"]
+            for style, (far, t) in zip(FAR_STYLES, thresholds.items(), strict=False):
+                ax.axvline(
+                    t["degrees"], color="black", linestyle=style, linewidth=0.9,
+                    label=f"FAR {far}: {t['degrees']:.1f}°",
+                )  # fmt: skip
+            ax.set_title(f"nearest identity in {collection}")
+            ax.set_xlabel("angle to the nearest real identity (°)")
+            ax.set_ylabel("density")
+            ax.legend(loc="best")
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity capacity.
+
+CAPACITY_SIZE = (10.0, 3.4)  # 2000 x 680
+FR_STYLE = dict(color="tab:blue", marker="o", markersize=3)
+TRUTH_STYLE = dict(color="tab:orange", marker="s", markersize=3, linestyle="--")
+
+
+def capacity_figure(
+    table: str | Path, out: str | Path, *, ict_deg: float, label: str = "Langevin"
+) -> None:
+    """The capacity rule's table against N: the fraction of identities with a neighbour
+    inside ICT, the mean nearest angle, and the distinct identities (the FR's packing at ICT;
+    in the world, the true count of distinct people beside it)."""
+    data = pd.read_csv(table)
+    missing = [c for c in ("n", "frac_below_ict", "nn_angle_mean_deg", "distinct") if c not in data]
+    if missing:
+        raise UserError(f"{table}: capacity table has no column {missing[0]!r}")
+    truth = "true_distinct" in data and data["true_distinct"].notna().any()
+    n = data["n"]
+    with _drawing(out, CAPACITY_SIZE) as fig:
+        frac, nearest, distinct = fig.subplots(1, 3)
+        frac.plot(n, data["frac_below_ict"], label=f"{label}: neighbour inside ICT", **FR_STYLE)
+        if truth:
+            frac.plot(n, data["true_frac_repeated"], label="truth: same person as another",
+                      **TRUTH_STYLE)  # fmt: skip
+        frac.set_ylim(-0.03, 1.03)
+        frac.set_ylabel("fraction of identities")
+        frac.set_title(f"identities with a neighbour inside ICT {ict_deg:g}°")
+        nearest.plot(n, data["nn_angle_mean_deg"], label="reference FR embeddings", **FR_STYLE)
+        if truth:
+            nearest.plot(n, data["true_nn_angle_mean_deg"], label="true identity vectors",
+                         **TRUTH_STYLE)  # fmt: skip
+        nearest.axhline(ict_deg, **ICT_STYLE, label=f"ICT {ict_deg:g}°")
+        nearest.set_ylabel("mean nearest angle (°)")
+        nearest.set_title("mean angle to the nearest identity")
+        distinct.plot(n, n, color="grey", linewidth=0.8, linestyle=":", label="N")
+        distinct.plot(n, data["distinct"], label="FR: packing at ICT", **FR_STYLE)
+        if truth:
+            distinct.plot(n, data["true_distinct"], label="truth: distinct people", **TRUTH_STYLE)
+        distinct.set_ylabel("distinct identities")
+        distinct.set_title("distinct identities among N")
+        for ax in (frac, nearest, distinct):
+            ax.set_xscale("log")
+            ax.set_xlabel("N (identities sampled)")
+            ax.legend(loc="best")

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from brownface.report.tables import TableRow, columns, report_table
+from brownface.report.tables import (
+    TableRow,
+    columns,
+    index_leakage,
+    index_results,
+    report_table,
+)
 
 
 def table(
@@ -18,11 +24,29 @@ def table(
     markdown: str,
     latex: str,
     html: str | None = None,
+    leakage: Sequence[str] = (),  # every leakage measure (results/leakage/<collection>/*.json)
+    leakage_collections: Sequence[str] = (),  # a column each, in order
+    leakage_far: float | None = None,  # the FAR of the leakage columns
 ) -> None:
-    """Datasets x benchmarks, in CSV, Markdown, LaTeX and HTML (``brownface.report.tables``)."""
+    """Datasets x benchmarks (and leakage), in CSV, Markdown, LaTeX and HTML
+    (``brownface.report.tables``)."""
     table_rows = [TableRow(r["label"], tuple(r["models"]), bool(r.get("real"))) for r in rows]
-    cols = columns(list(verification_sets), list(ijb_sets), list(fars))
-    report_table(results, table_rows, cols, csv=csv, markdown=markdown, latex=latex, html=html)
+    cols = columns(
+        list(verification_sets), list(ijb_sets), list(fars), list(leakage_collections), leakage_far
+    )
+    records = {**index_results(results), **index_leakage(leakage)}
+    report_table(records, table_rows, cols, csv=csv, markdown=markdown, latex=latex, html=html)
+
+
+def leakage_figure(
+    measures: Mapping[str, Mapping[str, str]],  # collection -> dataset -> measure JSON
+    out: str,
+    order: Sequence[str] = (),
+) -> None:
+    """The nearest-real angle histograms of every dataset against every real collection."""
+    from brownface.report.figures import leakage_histograms
+
+    leakage_histograms(measures, out, order=order)
 
 
 def figures(

@@ -1,5 +1,6 @@
-"""The paper's table: one row per dataset, a column per verification set, their mean, and
-TAR at the chosen FARs of each IJB set.
+"""The paper's table: one row per dataset, a column per verification set, their mean, TAR
+at the chosen FARs of each IJB set, and the percentage of its identities leaked from each real
+face collection (at one FAR; lower is better; no value for the real-data rows).
 
 Cells are percentages. A row trained once shows ``mean ± std`` over the 10 folds of a
 verification set (the insightface protocol's population std) and the plain TAR of an IJB set;
@@ -23,6 +24,7 @@ from brownface.errors import UserError
 from brownface.store import atomic_path
 
 MEAN_COLUMN = "mean"
+LEAKAGE_PREFIX = "leakage:"  # a leakage column's benchmark: "leakage:<collection>"
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,23 @@ class TableRow:
 class Column:
     label: str  # "lfw", "IJB-C TAR@1e-4"
     benchmark: str  # the result's benchmark name
-    far: float | None = None  # for IJB columns
+    far: float | None = None  # for IJB and leakage columns
+    lower_is_better: bool = False  # leakage: the best row has the lowest value
+
+    @property
+    def leakage(self) -> bool:
+        return self.benchmark.startswith(LEAKAGE_PREFIX)
 
 
 def columns(
-    verification_sets: Sequence[str], ijb_sets: Sequence[str], fars: Sequence[float]
+    verification_sets: Sequence[str],
+    ijb_sets: Sequence[str],
+    fars: Sequence[float],
+    leakage: Sequence[str] = (),  # real face collections
+    leakage_far: float | None = None,
 ) -> list[Column]:
-    """The table's columns in order: verification sets, their mean, then IJB TAR at each FAR."""
+    """The table's columns in order: verification sets, their mean, IJB TAR at each FAR, then
+    the leaked percentage against each real collection at ``leakage_far``."""
     cols = [Column(name, name) for name in verification_sets]
     if verification_sets:
         cols.append(Column(MEAN_COLUMN, MEAN_COLUMN))
@@ -53,6 +65,11 @@ def columns(
         cols += [
             Column(f"{pretty} TAR@{far:.0e}".replace("e-0", "e-"), name, float(far)) for far in fars
         ]
+    if leakage and leakage_far is None:
+        raise ValueError("columns: leakage columns need leakage_far")
+    for name in leakage:
+        label = f"leaked@{leakage_far:.0e} {name}".replace("e-0", "e-")
+        cols.append(Column(label, LEAKAGE_PREFIX + name, float(leakage_far), lower_is_better=True))
     return cols
 
 
@@ -71,6 +88,12 @@ def _read(path: Path) -> dict:
 
 def _value(data: dict, column: Column, path: Path) -> tuple[float, float]:
     """(value %, fold std % or nan) of one result for one column."""
+    if column.leakage:
+        leaked = {float(k): float(v) for k, v in data["leaked"].items()}
+        if column.far not in leaked:
+            known = ", ".join(f"{k:g}" for k in sorted(leaked)) or "none"
+            raise UserError(f"{path}: no leaked fraction at FAR {column.far:g} (has {known})")
+        return 100 * leaked[column.far], np.nan
     if column.far is None:
         if "accuracy" not in data:
             raise UserError(f"{path}: {data['benchmark']} is not a verification result")
@@ -95,19 +118,36 @@ def index_results(results: Sequence[str | Path], suffix: str = "") -> Records:
     return records
 
 
+def index_leakage(measures: Sequence[str | Path], suffix: str = "") -> Records:
+    """Leakage measures keyed by (dataset + suffix, "leakage:<collection>"), from their place
+    in the layout the leakage rule writes: ``<results>/leakage/<collection>/<dataset>.json``."""
+    records: Records = {}
+    for path in measures:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise UserError(f"{path}: not a readable leakage measure ({exc})") from None
+        if "leaked" not in data:
+            raise UserError(f"{path}: leakage measure has no 'leaked'")
+        records[(path.stem + suffix, LEAKAGE_PREFIX + path.parent.name)] = (data, path)
+    return records
+
+
 def cell_values(
     results: Sequence[str | Path] | Records, rows: Sequence[TableRow], cols: Sequence[Column]
 ) -> pd.DataFrame:
     """Long table: one line per (row, model, column) with value and fold std (%).
 
-    Every cell must have its result: a missing one is one error naming the model and set.
+    Every cell must have its result: a missing one is one error naming the model and set
+    (the real-data rows have no leakage, so theirs is left empty).
     """
     by_key = results if isinstance(results, dict) else index_results(results)
     lines = []
     for row in rows:
         for model in row.models:
             for col in cols:
-                if col.benchmark == MEAN_COLUMN:
+                if col.benchmark == MEAN_COLUMN or (row.real and col.leakage):
                     continue
                 if (model, col.benchmark) not in by_key:
                     raise UserError(
@@ -143,6 +183,8 @@ def aggregate(
         sub = long[long["row"] == row.label]
         for col in cols:
             cell = sub[sub["column"] == col.label]
+            if cell.empty:  # a real-data row's leakage
+                continue
             mean.loc[row.label, col.label] = cell["value"].mean()
             if len(row.models) > 1:
                 spread.loc[row.label, col.label] = cell["value"].std(ddof=1)
@@ -151,14 +193,18 @@ def aggregate(
     return mean, spread
 
 
-def best_rows(mean: pd.DataFrame, rows: Sequence[TableRow]) -> dict[str, set[str]]:
-    """Column -> labels of the synthetic rows with the best (highest) mean (ties all bold)."""
+def best_rows(
+    mean: pd.DataFrame, rows: Sequence[TableRow], lower: Sequence[str] = ()
+) -> dict[str, set[str]]:
+    """Column -> labels of the synthetic rows with the best mean (ties all bold): the highest,
+    or the lowest in the ``lower`` columns (leakage)."""
     synthetic = [r.label for r in rows if not r.real]
     best: dict[str, set[str]] = {}
     for col in mean.columns:
         values = mean.loc[synthetic, col].astype(float)
         if values.notna().any():
-            best[col] = set(values.index[np.isclose(values, values.max(), rtol=0, atol=1e-9)])
+            target = values.min() if col in lower else values.max()
+            best[col] = set(values.index[np.isclose(values, target, rtol=0, atol=1e-9)])
     return best
 
 
@@ -169,6 +215,8 @@ def _latex_escape(text: str) -> str:
 
 
 def _cell(m: float, s: float) -> str:
+    if np.isnan(m):
+        return "–"
     return f"{m:.2f}" if np.isnan(s) else f"{m:.2f} ± {s:.2f}"
 
 
@@ -188,7 +236,7 @@ def report_table(
         raise UserError("report: no rows (configure datasets, or a real-data reference model)")
     long = cell_values(results, rows, cols)
     mean, spread = aggregate(long, rows, cols)
-    best = best_rows(mean, rows)
+    best = best_rows(mean, rows, [c.label for c in cols if c.lower_is_better])
     with atomic_path(csv) as tmp:
         long.to_csv(tmp, index=False, float_format="%.4f", lineterminator="\n")
 

@@ -45,6 +45,7 @@ rule all:
         rules.datasets.input,
         rules.report.input,
         rules.leakage.input,
+        CAPACITY_OUTPUTS,
 
 
 onsuccess:

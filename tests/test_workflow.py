@@ -91,6 +91,10 @@ training:
 """
 
 
+#: FULL with the world generator's training faces as a real face collection (leakage).
+FULL_LEAKAGE = FULL + "real_faces:\n  world_training: {source: generator_frames, path: null}\n"
+
+
 def files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
 
@@ -114,14 +118,16 @@ def plan(workdir: Path, *args: str) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
-    write_config(tmp_path, FULL)
+    write_config(tmp_path, FULL_LEAKAGE)
     results = tmp_path / "results"
     # Without the onsuccess hook the jobs' checkpoints stay, as after an interrupted run.
     run = snakemake(tmp_path, "--no-hooks")
     assert run.returncode == 0, run.stderr[-4000:]
     table = (results / "report" / "table.md").read_text()
     header = table.splitlines()[0]
-    for column in ("lfw", "cfp_fp", "mean", "IJB-C TAR@1e-4", "IJB-C TAR@1e-5"):
+    for column in (
+        "lfw", "cfp_fp", "mean", "IJB-C TAR@1e-4", "IJB-C TAR@1e-5", "leaked@1e-4 world_training"
+    ):  # fmt: skip
         assert column in header, header
     assert "tiny (8 x 3)" in table and "real data (world identities)" in table
     ijbc = json.loads((results / "evaluation" / "tiny" / "ijbc.json").read_text())
@@ -129,8 +135,16 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
         "1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1"
     }  # fmt: skip
     assert ijbc["identification"]["n_gallery"] == 3  # one gallery template per subject
-    for rel in ("roc_ijbc.png", "angles.png", "sampling_stats.png", "training_curves.png"):
+    for rel in (
+        "roc_ijbc.png", "angles.png", "sampling_stats.png", "training_curves.png", "leakage.png"
+    ):  # fmt: skip
         assert (results / "report" / rel).stat().st_size > 10_000, rel
+    # Leakage against the world's training faces, with the world's ground truth beside it.
+    leakage = json.loads((results / "leakage" / "world_training" / "tiny.json").read_text())
+    assert leakage["synthetic"] == 8 and leakage["real"] == 100  # 50 people x 2 frames
+    assert set(leakage["truth"]["agreement"]) == {"0.001", "0.0001"}
+    assert 0 <= leakage["truth"]["leaked"] <= 1
+    assert (results / "leakage" / "world_training" / "tiny_pairs.png").stat().st_size > 10_000
     html = snakemake(tmp_path, "--report", "results/report.html")
     assert html.returncode == 0, html.stderr[-3000:]
     assert (results / "report.html").stat().st_size > 100_000
@@ -506,3 +520,16 @@ def test_every_dataset_is_measured_against_every_real_face_collection(tmp_path):
     )
     run = snakemake(tmp_path, "-n", "leakage")
     assert run.returncode != 0 and "leakage.verification_set: expected a .bin set" in run.stderr
+
+
+def test_the_capacity_analysis_runs_each_n_once_and_reuses_the_recipe_store(tmp_path):
+    write_config(tmp_path, FULL + "capacity: {identities: lang, ns: [4, 8, 16]}\n")
+    jobs = plan(tmp_path, "capacity")
+    assert {k: jobs.get(k) for k in ("capacity_identities", "identity_capacity", "sample_identities")} == {
+        "capacity_identities": 2, "identity_capacity": 1, "sample_identities": 1
+    }  # fmt: skip
+    assert "identity_capacity" in plan(tmp_path)  # part of the default target
+    write_config(tmp_path, FULL + "capacity: {identities: nope, ns: [4]}\n")
+    run = snakemake(tmp_path, "-n", "capacity")
+    assert run.returncode != 0
+    assert "capacity.identities: no identities recipe named 'nope' (known: lang)" in run.stderr

@@ -134,6 +134,12 @@ def _check_references(config: dict[str, Any], source: str) -> None:
                 f"{source}: real_models.{name}: a model name must be letters, digits, '_', "
                 f"'.' or '-' and differ from the datasets and {REFERENCE_FR_NAME!r}"
             )
+    recipe = config["capacity"]["identities"]
+    if recipe is not None and recipe not in config["identities"]:
+        known = ", ".join(sorted(config["identities"])) or "none defined"
+        raise UserError(
+            f"{source}: capacity.identities: no identities recipe named {recipe!r} (known: {known})"
+        )
     if config["real_faces"]:
         name = config["leakage"]["verification_set"]
         value = config["verification_sets"].get(name, False)
@@ -246,6 +252,17 @@ def derive_paths(config: dict[str, Any], source: str = "config") -> None:
                     "give a path"
                 )
             config["verification_sets"][name] = world[name]
+    for recipe in config["identities"].values():
+        if recipe.get("avoid") in config["real_faces"]:  # a collection's name: its store
+            recipe["avoid"] = "/".join([results, "leakage", recipe["avoid"], "embeddings.h5"])
+    for name, faces in config["real_faces"].items():
+        if faces["path"] is None:
+            if faces["source"] != "generator_frames":
+                raise UserError(
+                    f"{source}: real_faces.{name}.path: null means the world's training faces, "
+                    f"which are generator_frames, not {faces['source']}; give a path"
+                )
+            faces["path"] = world["training_faces"]
     for name, root in config["ijb_sets"].items():
         if root is None:
             if name not in WORLD_IJB_SETS:

@@ -222,6 +222,39 @@ def variation_stats(run):
     )
 
 
+#: The capacity analysis's outputs (none without config capacity.identities and ns).
+CAPACITY_OUTPUTS = (
+    [
+        results("capacity", config["capacity"]["identities"], f"capacity.{ext}")
+        for ext in ("csv", "png")
+    ]
+    if config["capacity"]["identities"] and config["capacity"]["ns"]
+    else []
+)
+
+
+def capacity_stores(recipe):
+    """N -> the identities store of each capacity run; the recipe's own n is its store."""
+    own = config["identities"][recipe]["n"]
+    return {
+        n: (
+            results("identities", recipe, "identities.h5")
+            if n == own
+            else results("capacity", recipe, f"n{n}", "identities.h5")
+        )
+        for n in config["capacity"]["ns"]
+    }
+
+
+def world_training_faces(faces):
+    """Whether a real_faces collection is the world generator's training set, whose leakage
+    the world knows the truth of."""
+    return (
+        config["generator"]["kind"] == "world"
+        and config["real_faces"][faces]["path"] == WORLD_PATHS["training_faces"]
+    )
+
+
 def real_faces_generator(wc):
     """The generator spec for a collection of generator frames (its FR crop), else None."""
     if config["real_faces"][wc.faces]["source"] != "generator_frames":

@@ -67,8 +67,15 @@ rule measure_leakage:
             config["leakage"]["verification_set"]
         ],
         fr=config["reference_fr"]["checkpoint"],
+        generator=generator_files(),
     output:
         measure=results("leakage", "{faces}", "{dataset}.json"),
+        pairs=report(
+            results("leakage", "{faces}", "{dataset}_pairs.png"),
+            caption="../report/leakage_pairs.rst",
+            category="Leakage",
+            subcategory="{faces}",
+        ),
     log:
         logs("leakage", "{faces}", "{dataset}.log"),
     wildcard_constraints:
@@ -83,6 +90,11 @@ rule measure_leakage:
         fars=config["leakage"]["fars"],
         closest=config["leakage"]["closest"],
         reference_fr=REFERENCE_FR,
+        generator=generator_spec("truncation_psi"),
+        collection=lambda wc: {
+            k: config["real_faces"][wc.faces][k] for k in ("source", "path")
+        },
+        truth=lambda wc: world_training_faces(wc.faces),
         device=config["device"],
     script:
         "../scripts/measure_leakage.py"
@@ -100,3 +112,81 @@ rule leakage:
 
 localrules:
     leakage,
+
+
+# Identity capacity: the capacity recipe run for each N (config capacity), then the fraction
+# with a neighbour inside ICT, the mean nearest angle and the distinct identities against N.
+
+
+rule capacity_identities:
+    input:
+        fr=config["reference_fr"]["checkpoint"],
+        generator=generator_files(),
+        avoid=lambda wc: (
+            [identity_recipe(wc.identities)["avoid"]]
+            if identity_recipe(wc.identities)["avoid"]
+            else []
+        ),
+    output:
+        identities=results("capacity", "{identities}", "n{n}", "identities.h5"),
+        stats=results("capacity", "{identities}", "n{n}", "stats.csv"),
+    log:
+        logs("capacity", "{identities}", "n{n}.log"),
+    benchmark:
+        benchmarks("capacity", "{identities}", "n{n}.tsv")
+    wildcard_constraints:
+        identities=IDENTITY_NAMES,
+        n=r"\d+",
+    conda:
+        "../../envs/brownface.yaml"
+    threads: stage_threads("capacity_identities")
+    resources:
+        **stage_resources("capacity_identities"),
+    params:
+        recipe=lambda wc: {**identity_recipe(wc.identities), "n": int(wc.n)},
+        seed=lambda wc: identity_seed(wc.identities),
+        generator=generator_spec(),
+        reference_fr=REFERENCE_FR,
+        device=config["device"],
+        checkpoint=lambda wc, output: checkpoint_of(output.identities),
+    script:
+        "../scripts/sample_identities.py"
+
+
+rule identity_capacity:
+    input:
+        stores=lambda wc: list(capacity_stores(wc.identities).values()),
+        generator=generator_files(),
+    output:
+        table=results("capacity", "{identities}", "capacity.csv"),
+        figure=report(
+            results("capacity", "{identities}", "capacity.png"),
+            caption="../report/capacity.rst",
+            category="Figures",
+        ),
+    log:
+        logs("capacity", "{identities}.log"),
+    wildcard_constraints:
+        identities=IDENTITY_NAMES,
+    conda:
+        "../../envs/brownface.yaml"
+    threads: stage_threads("identity_capacity")
+    resources:
+        **stage_resources("identity_capacity"),
+    params:
+        stores=lambda wc: capacity_stores(wc.identities),
+        ict=lambda wc: identity_recipe(wc.identities)["ict"],
+        generator=generator_spec("truncation_psi", "noise_mode"),
+        label=lambda wc: wc.identities,
+        device=config["device"],
+    script:
+        "../scripts/identity_capacity.py"
+
+
+rule capacity:
+    input:
+        CAPACITY_OUTPUTS,
+
+
+localrules:
+    capacity,

@@ -6,17 +6,21 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from brownface.errors import UserError
 from brownface.evaluate.binfile import read_bin_encoded
+from brownface.imageio import from_uint8, to_uint8
 from brownface.leakage.collection import face_collection
 from brownface.leakage.embed import EmbedParams, embed_collection
 from brownface.leakage.measure import measure_leakage
+from brownface.leakage.sheet import FacePair, pairs_sheet
 from brownface.models.checkpoints import sha256_file
 from brownface.models.device import resolve_device
 from brownface.models.fr import FRSpec, fr_provenance, load_fr
@@ -24,6 +28,8 @@ from brownface.models.generator import GeneratorSpec, load_generator
 from brownface.store import EmbeddingStore, IdentityStore, atomic_path, merge_shards
 
 log = logging.getLogger(__name__)
+
+FR_VIEW = 112  # side of the faces in the pairs sheet (the ArcFace crop, as FR networks see it)
 
 
 def embed_real_faces(
@@ -101,9 +107,14 @@ def measure_dataset_leakage(
     fars: Sequence[float],
     k: int,
     out: str | Path,  # the JSON
+    generator: GeneratorSpec | None = None,  # renders the synthetic side of the pairs sheet
+    collection: Mapping[str, str] | None = None,  # {source, path} of the real faces' images
+    pairs_out: str | Path | None = None,  # the closest-pairs sheet (PNG)
+    truth: bool = False,  # the real faces are the world's training set: record the truth
     device: str = "auto",
 ) -> None:
-    """The leakage of one identities store against one real collection, as JSON."""
+    """The leakage of one identities store against one real collection, as JSON, and the
+    sheet of its closest pairs."""
     dev = resolve_device(device)
     fr = load_fr(reference_fr, device=dev).eval()
     impostors = impostor_cosines(verification_set, fr, fr.spec.input_size)
@@ -117,8 +128,25 @@ def measure_dataset_leakage(
             f"{identities}: embeddings are {e.shape[1]}-d but {real} holds {means.shape[1]}-d "
             "ones (another FR network?)"
         )
+    gen = None if generator is None else load_generator(generator, dev)
+    truly_leaked = None
+    if truth:
+        if gen is None or not hasattr(gen, "training_identity"):
+            raise UserError(
+                f"{real}: the ground truth of leakage needs the world generator (it knows "
+                "which faces are its training identities)"
+            )
+        w = torch.from_numpy(synthetic.w).to(dev)
+        truly_leaked = (gen.training_identity(w) >= 0).cpu().numpy()
     result = measure_leakage(
-        e, torch.from_numpy(means), impostors, fars=fars, k=k, real_names=list(names)
+        e,
+        torch.from_numpy(means),
+        impostors,
+        fars=fars,
+        k=k,
+        synthetic_names=[f"{int(i):06d}" for i in synthetic.identity],
+        real_names=list(names),
+        truly_leaked=truly_leaked,
     )
     record = {
         "identities": str(identities),
@@ -131,5 +159,78 @@ def measure_dataset_leakage(
         "%s against %s: leaked %s (FAR: fraction), nearest median %.1f deg",
         identities, real, result.leaked, result.nearest_degrees["median"],
     )  # fmt: skip
+    if result.truth is not None:
+        log.info("ground truth: %.3f leaked; FR agreement %s", result.truth["leaked"],
+                 result.truth["agreement"])  # fmt: skip
+    if pairs_out is not None:
+        if gen is None or collection is None:
+            raise ValueError(
+                "measure_dataset_leakage: the pairs sheet needs generator and collection"
+            )
+        pairs = closest_pair_images(result.closest, synthetic, real_store, collection, gen)
+        pairs_sheet(
+            pairs, pairs_out, title=f"{Path(identities).parent.name} vs {Path(real).parent.name}"
+        )
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def closest_pair_images(
+    closest: Sequence[Mapping],  # Leakage.closest
+    synthetic: IdentityStore,
+    real: EmbeddingStore,
+    collection: Mapping[str, str],  # {source, path}
+    generator: torch.nn.Module,
+) -> list[FacePair]:
+    """Both faces of each closest pair as the FR saw them: the synthetic identity's reference
+    image cut with the generator's FR crop, and the real identity's first image (a generator
+    frame cut the same way, anything else as stored)."""
+    faces = face_collection(collection["source"], collection["path"])
+    where = {name: i for i, name in enumerate(faces.names)}
+    first = {}
+    for label, path in zip(real.label, real.path, strict=True):
+        first.setdefault(str(label), str(path))
+    size = generator.img_resolution
+    device = generator.w_avg.device
+    pairs = []
+    for pair in closest:
+        w = torch.from_numpy(synthetic.w[int(pair["synthetic"])][None]).to(device)
+        with torch.inference_mode():
+            syn = to_uint8(generator.fr_crop(generator.synthesis(w), FR_VIEW))[0]
+        name = first[str(pair["real_name"])]
+        if name not in where:
+            raise UserError(f"{collection['path']}: {name} (in {real}) is not in the collection")
+        image = faces.image(where[name])
+        if faces.generator_frame:
+            x = from_uint8(image[None]).to(device)
+            if x.shape[-1] != size:
+                x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+            with torch.inference_mode():
+                image = to_uint8(generator.fr_crop(x, FR_VIEW))[0]
+        pairs.append(
+            FacePair(syn, image, float(pair["degrees"]), str(pair["synthetic_name"]), name)
+        )
+    return pairs
+
+
+def identity_capacity(
+    stores: Mapping[int, str],  # N -> the identities store of a run with N identities
+    *,
+    ict: float,  # radians (the recipe's)
+    generator: GeneratorSpec,  # the world's gives the ground truth
+    table: str | Path,  # capacity.csv
+    figure: str | Path,  # capacity.png
+    label: str = "Langevin",
+    device: str = "auto",
+) -> None:
+    """The capacity measures of every run, as a table and a figure."""
+    from brownface.leakage.capacity import capacity_table, write_capacity
+    from brownface.report.figures import capacity_figure
+
+    gen = load_generator(generator, resolve_device(device))
+    result = capacity_table({int(n): s for n, s in stores.items()}, ict, gen)
+    for row in result.itertuples():
+        log.info("N %d: %.2f with a neighbour inside ICT, %d distinct (truth %s)",
+                 row.n, row.frac_below_ict, row.distinct, row.true_distinct)  # fmt: skip
+    write_capacity(result, table)
+    capacity_figure(table, figure, ict_deg=math.degrees(ict), label=label)

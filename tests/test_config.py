@@ -190,3 +190,31 @@ def test_subset_cameras_are_multipie_cameras():
     assert tuple(defs["multipie_camera"]["enum"]) == ALL_CAMERAS
     flash = defs["multipie_flash"]
     assert (flash["minimum"], flash["maximum"]) == (FLASHES[0], FLASHES[-1])
+
+
+def test_real_faces_null_is_the_world_training_set_and_avoid_may_name_a_collection():
+    cfg = config.validate(
+        {
+            "results": "out",
+            "real_faces": {"world_training": {"source": "generator_frames", "path": None}},
+            "identities": {
+                "lang": {"algorithm": "langevin", "n": 4, "avoid": "world_training"},
+                "free": {"algorithm": "langevin", "n": 4, "avoid": "other.h5"},
+            },
+            "capacity": {"identities": "lang", "ns": [2, 4]},
+        }
+    )
+    assert cfg["real_faces"]["world_training"]["path"] == "out/world/training_faces"
+    assert cfg["identities"]["lang"]["avoid"] == "out/leakage/world_training/embeddings.h5"
+    assert cfg["identities"]["free"]["avoid"] == "other.h5"  # a store's path stays a path
+    assert cfg["world"]["training_set"] == {
+        "identities": 50,
+        "share": 0.1,
+        "images_per_identity": 2,
+    }
+    with pytest.raises(
+        UserError, match=r"real_faces.people.path: null means the world's training faces"
+    ):
+        config.validate({"real_faces": {"people": {"source": "image_folder", "path": None}}})
+    with pytest.raises(UserError, match="capacity.identities: no identities recipe named 'x'"):
+        config.validate({"capacity": {"identities": "x", "ns": [2]}})

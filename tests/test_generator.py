@@ -22,14 +22,18 @@ from brownface.store import IdentityStore, VariationStore
 from brownface.world.generator import WorldGenerator
 
 
-def test_the_world_kind_through_its_spec(world):
+def test_the_world_kind_through_its_spec():
     spec = generator_spec(config.validate({}))
     assert spec.kind == "world" and spec.truncation_psi == 0.7 and spec.noise_mode == "const"
-    assert spec.options == dict(seed=0, resolution=64, identity_dim=16, z_dim=32, w_dim=32)
+    assert spec.options == dict(
+        seed=0, resolution=64, identity_dim=16, z_dim=32, w_dim=32,
+        training_identities=50, training_share=0.1,
+    )  # fmt: skip
     assert GeneratorSpec.from_dict(spec.to_dict()) == spec
     assert "checkpoint_sha256" not in spec.provenance()
     gen = load_generator(spec)
     assert isinstance(gen, WorldGenerator) and gen.spec == spec and not gen.training
+    world = WorldGenerator(seed=0, training_identities=50, training_share=0.1)
     z = torch.randn(3, 32, generator=torch.Generator().manual_seed(0))
     w = gen.mapping(z, truncation_psi=0.7)
     assert torch.equal(w, world.mapping(z, truncation_psi=0.7))

@@ -20,5 +20,6 @@ if __name__ == "__main__":
             collection=p.collection,
             pairs_out=snakemake.output.pairs,
             truth=p.truth,
+            title=f"{snakemake.wildcards.dataset} vs {snakemake.wildcards.faces}",
             device=p.device,
         )

@@ -111,6 +111,7 @@ def measure_dataset_leakage(
     collection: Mapping[str, str] | None = None,  # {source, path} of the real faces' images
     pairs_out: str | Path | None = None,  # the closest-pairs sheet (PNG)
     truth: bool = False,  # the real faces are the world's training set: record the truth
+    title: str = "",  # the pairs sheet's title
     device: str = "auto",
 ) -> None:
     """The leakage of one identities store against one real collection, as JSON, and the

@@ -169,9 +169,7 @@ def measure_dataset_leakage(
                 "measure_dataset_leakage: the pairs sheet needs generator and collection"
             )
         pairs = closest_pair_images(result.closest, synthetic, real_store, collection, gen)
-        pairs_sheet(
-            pairs, pairs_out, title=f"{Path(identities).parent.name} vs {Path(real).parent.name}"
-        )
+        pairs_sheet(pairs, pairs_out, title=title)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
 

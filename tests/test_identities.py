@@ -348,6 +348,11 @@ def test_an_embeddings_store_repels_langevin_identities(tmp_path):
     near_free = angle(cosines(torch.from_numpy(start.embedding), means)).amin(1)
     near_avoiding = angle(cosines(torch.from_numpy(store.embedding), means)).amin(1)
     assert near_free.mean() < 0.05 and near_avoiding.mean() > 0.4  # radians
+    # avoid_images: every image repels (16 of them), not each person's mean (8).
+    embeddings, every = avoid_set(real, images=True)
+    assert every == {**record, "identities": 16, "images": True}
+    assert np.array_equal(embeddings, EmbeddingStore.read(real).embedding)
+    assert avoid_set(real)[0].shape == (8, 32)
     with pytest.raises(UserError, match="expected an identities or embeddings store"):
         avoid_set(tmp_path / "free" / "checkpoint.h5")
 

@@ -22,7 +22,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
 
 from brownface.dataset.angles import dataset_angles
 from brownface.errors import UserError
@@ -453,12 +453,12 @@ def capacity_figure(
                       **TRUTH_STYLE)  # fmt: skip
         frac.set_ylim(-0.03, 1.03)
         frac.set_ylabel("fraction of identities")
-        frac.set_title(f"identities with a neighbour inside ICT {ict_deg:g}°")
+        frac.set_title(f"identities with a neighbour inside ICT ({ict_deg:.1f}°)")
         nearest.plot(n, data["nn_angle_mean_deg"], label="reference FR embeddings", **FR_STYLE)
         if truth:
             nearest.plot(n, data["true_nn_angle_mean_deg"], label="true identity vectors",
                          **TRUTH_STYLE)  # fmt: skip
-        nearest.axhline(ict_deg, **ICT_STYLE, label=f"ICT {ict_deg:g}°")
+        nearest.axhline(ict_deg, **ICT_STYLE, label=f"ICT {ict_deg:.1f}°")
         nearest.set_ylabel("mean nearest angle (°)")
         nearest.set_title("mean angle to the nearest identity")
         distinct.plot(n, n, color="grey", linewidth=0.8, linestyle=":", label="N")
@@ -469,5 +469,10 @@ def capacity_figure(
         distinct.set_title("distinct identities among N")
         for ax in (frac, nearest, distinct):
             ax.set_xscale("log")
+            ax.xaxis.set_major_locator(FixedLocator(n.tolist()))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xlabel("N (identities sampled)")
-            ax.legend(loc="best")
+        frac.legend(loc="center right")
+        nearest.legend(loc="lower left")
+        distinct.legend(loc="upper left")

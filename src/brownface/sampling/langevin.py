@@ -88,6 +88,7 @@ class IdentityParams(SchemaParams):
     checkpoint_every: int = _D["checkpoint_every"]  # iterations between checkpoints (0 = none)
     avoid: str | None = _D["avoid"]  # identities store whose embeddings repel (reject, langevin)
     avoid_d0: float | None = _D["avoid_d0"]  # repulsion radius of the avoid set; None = d0
+    avoid_images: bool = _D["avoid_images"]  # an embeddings store: every image, not each mean
 
     def check(self) -> None:
         if self.algorithm == "langevin" and self.timestep < 0 and self.iterations and self.n < 2:

@@ -52,18 +52,21 @@ def _write_stats(table, path: str | Path) -> None:
         table.to_csv(tmp, index=False)
 
 
-def avoid_set(path: str | Path) -> tuple[np.ndarray, dict]:
+def avoid_set(path: str | Path, images: bool = False) -> tuple[np.ndarray, dict]:
     """The fixed repellers of an identities recipe and what its stores record about them:
     an identities store's embeddings, or an embeddings store's identities (each label's
-    normalised mean; a store with one label per image repels every image)."""
+    normalised mean) or, with ``images``, every image of it."""
     kind, _ = open_store(path)
     if kind == "identities":
         embeddings = IdentityStore.read(path).embedding
     elif kind == "embeddings":
-        embeddings = EmbeddingStore.read(path).identity_means()[1]
+        store = EmbeddingStore.read(path)
+        embeddings = store.embedding if images else store.identity_means()[1]
     else:
         raise UserError(f"{path}: avoid: expected an identities or embeddings store, got {kind}")
     record = {"path": str(path), "kind": kind, "identities": int(embeddings.shape[0])}
+    if kind == "embeddings" and images:
+        record["images"] = True  # "identities" then counts the images that repel
     return embeddings, {**record, "sha256": sha256_file(path)}
 
 
@@ -86,7 +89,7 @@ def sample_identities(
     provenance.update(recipe={"name": name, **params.to_dict()}, seed=int(seed), stage="identities")
     avoid = None
     if params.avoid is not None:
-        embeddings, provenance["avoid"] = avoid_set(params.avoid)
+        embeddings, provenance["avoid"] = avoid_set(params.avoid, params.avoid_images)
         avoid = torch.from_numpy(embeddings).to(embedder.w_avg)
         e_dim = embed_all(embedder, embedder.w_avg[None], 1).shape[1]
         if avoid.ndim != 2 or avoid.shape[1] != e_dim:

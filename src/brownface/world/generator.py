@@ -20,6 +20,11 @@ projected Multi-PIE latents carry their expression and light as real projections
   so every parameter combination (a Multi-PIE subject under flash 01, screaming) is reached by
   some w, while each latent direction still moves many parameters.
 
+A training set (``training_identities`` > 0, the config's ``world.training_set``) makes it
+reproduce some people, as GANs reproduce some of their training faces: a face whose identity
+vector comes within the capture cosine of a training identity is drawn as that person, for a
+``training_share`` of random latents; ``training_identity`` is the ground truth of leakage.
+
 Everything is determined by ``seed`` (the config's ``world.seed``). The crop to an FR network's
 input maps the mean landmarks of 512 frontal, neutral world faces onto the ArcFace template.
 """
@@ -197,9 +202,11 @@ class WorldGenerator(GeneratorBase):
 
     def _identity(self, out: torch.Tensor) -> torch.Tensor:
         """The rendered identity: the head's own, pulled onto the nearest training identity
-        when their cosine passes ``capture_cosine`` (a smooth step CAPTURE_WIDTH wide, so
-        gradients still lead out). As a GAN reproduces some of its training faces, a
-        ``training_share`` of random latents then draws a training person."""
+        when their cosine passes ``capture_cosine``. As a GAN reproduces some of its training
+        faces, a ``training_share`` of random latents then draws a training person. The step
+        is smooth (CAPTURE_WIDTH wide), so near its edge gradients lead out; deep inside, the
+        face is the training person whatever w does to its identity, so a capture is a sink
+        for a sampler that moves identities by the gradients of their embeddings."""
         u = out[:, : self.identity_dim]
         if not self.training_set.shape[0]:
             return u

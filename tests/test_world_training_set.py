@@ -168,3 +168,30 @@ def test_langevin_that_avoids_the_training_faces_leaks_less_than_random():
     # of their own just outside a capture), so its precision is below 1.
     agreement = first.truth["agreement"]["0.01"]
     assert agreement["recall"] == 1.0 and 0.5 <= agreement["precision"] < 1.0
+
+
+def project_identities(g: WorldGenerator, targets: torch.Tensor, steps: int = 300) -> torch.Tensor:
+    """Latents whose drawn identity is each target identity vector (Adam from w_avg)."""
+    w = g.w_avg.expand(targets.shape[0], -1).clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=0.05)
+    for _ in range(steps):
+        opt.zero_grad()
+        (g.identity_params(w) - targets).square().sum().backward()
+        opt.step()
+    return w.detach()
+
+
+def test_a_dataset_of_training_people_is_all_leaked_by_truth_and_a_disjoint_one_none(gen):
+    """Latents projected onto the training identities are leaked by the truth, every one;
+    latents projected onto other people (drawn away from every training identity) are not."""
+    trained = project_identities(gen, gen.training_set[:12])
+    person = gen.training_identity(trained)
+    assert person.ge(0).all()  # 100% leaked by truth
+    # Most reach their own target; a projection can fall into another person's capture on
+    # the way (a capture is a sink), and is then that person.
+    assert int((person == torch.arange(12)).sum()) >= 10
+    others = torch.randn(200, 16, generator=torch.Generator().manual_seed(11))
+    far = gen._nearest_training(others)[0] < gen.capture_cosine - 0.15
+    disjoint = project_identities(gen, others[far][:12])
+    assert far.sum() >= 12 and gen.training_identity(disjoint).eq(-1).all()
+    assert torch.allclose(gen.identity_params(disjoint), others[far][:12], atol=0.05)

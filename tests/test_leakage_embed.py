@@ -179,3 +179,29 @@ def test_a_dataset_measured_against_real_faces(tmp_path):
     assert {p["real_name"] for p in record["closest"][:2]} == {"person0", "person3"}
     assert record["leaked"]["0.1"] >= 2 / 6 and threshold < 0.999
     assert record["real"] == 6 and len(record["real_faces"]["sha256"]) == 64
+    assert "variations" not in record
+    # Every variation measured too: identity 2's second image is real person 5.
+    from brownface.store import VariationStore
+
+    images = np.stack([embedding, embedding], axis=1)
+    images[2, 1] = real.embedding[5]
+    VariationStore(
+        identity=np.arange(6), w=np.zeros((6, 2, 8), np.float32), embedding=images
+    ).write(tmp_path / "variations.h5")
+    measure_dataset_leakage(
+        tmp_path / "identities.h5", real_path, tmp_path / "set.bin", spec,
+        fars=[0.1], k=3, out=out, device="cpu", variations=tmp_path / "variations.h5",
+    )  # fmt: skip
+    again = json.loads(out.read_text())
+    per_image = again["variations"]
+    assert per_image["synthetic"] == 12 and "closest" not in per_image
+    flat = torch.from_numpy(images.reshape(12, -1))
+    called = ((flat @ torch.from_numpy(real.embedding).T).amax(1) > threshold).reshape(6, 2)
+    assert per_image["leaked"]["0.1"] == pytest.approx(float(called.double().mean()))
+    assert per_image["identities_with_a_leaked_image"]["0.1"] == pytest.approx(
+        float(called.any(1).double().mean())
+    )
+    assert called[2, 1] and per_image["identities_with_a_leaked_image"]["0.1"] >= 3 / 6
+    assert {k: again[k] for k in ("leaked", "thresholds")} == {
+        k: record[k] for k in ("leaked", "thresholds")
+    }  # the identities' measure is unchanged

@@ -92,7 +92,11 @@ training:
 
 
 #: FULL with the world generator's training faces as a real face collection (leakage).
-FULL_LEAKAGE = FULL + "real_faces:\n  world_training: {source: generator_frames, path: null}\n"
+FULL_LEAKAGE = (
+    FULL
+    + "real_faces:\n  world_training: {source: generator_frames, path: null}\n"
+    + "leakage: {variations: true}\n"
+)
 
 
 def files(root: Path) -> list[Path]:
@@ -144,6 +148,7 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     assert leakage["synthetic"] == 8 and leakage["real"] == 100  # 50 people x 2 frames
     assert set(leakage["truth"]["agreement"]) == {"0.001", "0.0001"}
     assert 0 <= leakage["truth"]["leaked"] <= 1
+    assert leakage["variations"]["synthetic"] == 8 * 3  # each identity's 1 + 2 variations
     assert (results / "leakage" / "world_training" / "tiny_pairs.png").stat().st_size > 10_000
     html = snakemake(tmp_path, "--report", "results/report.html")
     assert html.returncode == 0, html.stderr[-3000:]

@@ -68,6 +68,11 @@ rule measure_leakage:
         ],
         fr=config["reference_fr"]["checkpoint"],
         generator=generator_files(),
+        variations=lambda wc: (
+            [results("datasets", wc.dataset, "variations.h5")]
+            if config["leakage"]["variations"]
+            else []
+        ),
     output:
         measure=results("leakage", "{faces}", "{dataset}.json"),
         pairs=report(

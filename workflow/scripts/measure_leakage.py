@@ -21,5 +21,6 @@ if __name__ == "__main__":
             pairs_out=snakemake.output.pairs,
             truth=p.truth,
             title=f"{snakemake.wildcards.dataset} vs {snakemake.wildcards.faces}",
+            variations=str(snakemake.input.variations) if snakemake.input.variations else None,
             device=p.device,
         )

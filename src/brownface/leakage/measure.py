@@ -40,6 +40,13 @@ class Leakage:
     histogram: dict[str, list]  # bin edges (degrees) and counts of the nearest-real angles
     closest: list[dict[str, object]]  # the k closest pairs, each real identity once
     truth: dict[str, object] | None = None  # the world's ground truth and the FR's agreement
+    nearest: Nearest | None = None  # per synthetic row (not in the JSON)
+
+    def called(self, far_key: str) -> np.ndarray:
+        """[N] bool: the rows closer to a real identity than the threshold at a FAR key."""
+        if self.nearest is None:
+            raise ValueError("Leakage.called: the per-row nearest cosines were not kept")
+        return (self.nearest.cosine > self.thresholds[far_key]["cosine"]).numpy()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -109,6 +116,7 @@ def measure_leakage(
         histogram={"edges": edges.tolist(), "counts": counts.tolist()},
         closest=pairs,
         truth=truth,
+        nearest=nearest,
     )
 
 

@@ -25,7 +25,13 @@ from brownface.models.checkpoints import sha256_file
 from brownface.models.device import resolve_device
 from brownface.models.fr import FRSpec, fr_provenance, load_fr
 from brownface.models.generator import GeneratorSpec, load_generator
-from brownface.store import EmbeddingStore, IdentityStore, atomic_path, merge_shards
+from brownface.store import (
+    EmbeddingStore,
+    IdentityStore,
+    VariationStore,
+    atomic_path,
+    merge_shards,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,18 +118,18 @@ def measure_dataset_leakage(
     pairs_out: str | Path | None = None,  # the closest-pairs sheet (PNG)
     truth: bool = False,  # the real faces are the world's training set: record the truth
     title: str = "",  # the pairs sheet's title
+    variations: str | Path | None = None,  # the dataset's variations store: measure each image
     device: str = "auto",
 ) -> None:
     """The leakage of one identities store against one real collection, as JSON, and the
-    sheet of its closest pairs."""
+    sheet of its closest pairs; with ``variations``, of every variation too."""
     dev = resolve_device(device)
     fr = load_fr(reference_fr, device=dev).eval()
     impostors = impostor_cosines(verification_set, fr, fr.spec.input_size)
     synthetic = IdentityStore.read(identities)
     real_store = EmbeddingStore.read(real)
     names, means = real_store.identity_means()
-    e = torch.from_numpy(synthetic.embedding).double()
-    e = (e / e.norm(dim=1, keepdim=True)).float()
+    e = _unit(synthetic.embedding)
     if e.shape[1] != means.shape[1]:
         raise UserError(
             f"{identities}: embeddings are {e.shape[1]}-d but {real} holds {means.shape[1]}-d "
@@ -149,12 +155,27 @@ def measure_dataset_leakage(
         real_names=list(names),
         truly_leaked=truly_leaked,
     )
+    if variations is not None:
+        images = VariationStore.read(variations)
+        n, v, _ = images.embedding.shape
+        per_image = measure_leakage(
+            _unit(images.embedding.reshape(n * v, -1)), torch.from_numpy(means), impostors,
+            fars=fars, k=0,
+        )  # fmt: skip
+        per_image_record = per_image.to_dict()
+        per_image_record.pop("closest")
+        per_image_record["identities_with_a_leaked_image"] = {
+            key: float(per_image.called(key).reshape(n, v).any(axis=1).mean())
+            for key in per_image.leaked
+        }
+        per_image_record["path"] = str(variations)
     record = {
         "identities": str(identities),
         "real_faces": {"path": str(real), "sha256": sha256_file(real)},
         "verification_set": {"path": str(verification_set), "impostor_pairs": int(impostors.size)},
         "reference_fr": fr_provenance(fr.spec),
         **result.to_dict(),
+        **({} if variations is None else {"variations": per_image_record}),
     }
     log.info(
         "%s against %s: leaked %s (FAR: fraction), nearest median %.1f deg",
@@ -172,6 +193,12 @@ def measure_dataset_leakage(
         pairs_sheet(pairs, pairs_out, title=title)
     with atomic_path(out) as tmp:
         Path(tmp).write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+
+
+def _unit(embeddings: np.ndarray) -> torch.Tensor:
+    """Stored embeddings, normalised in float64, as float32 rows."""
+    e = torch.from_numpy(np.ascontiguousarray(embeddings)).double()
+    return (e / e.norm(dim=1, keepdim=True)).float()
 
 
 def closest_pair_images(

@@ -181,6 +181,7 @@ def test_the_whole_pipeline_on_a_tiny_world(tmp_path):
     downstream_of_variations = {
         "sample_variations": 2, "merge_variations": 1, "render_dataset": 2,
         "merge_render_shards": 1, "write_dataset_card": 1, "plot_contact_sheet": 1,
+        "measure_leakage": 1, "report_leakage": 1,  # leakage.variations measures each image
         **downstream_of_training,
     }  # fmt: skip
     assert plan(tmp_path) == {}

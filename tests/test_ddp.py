@@ -102,7 +102,7 @@ def test_the_training_rule_on_two_ranks_trains_the_ddp_model(tmp_path):
     run = subprocess.run(base, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-4000:]
     log = (work / "results" / "logs" / "training" / "tiny.log").read_text()
-    assert "training on 2 ranks" in log and "--nproc-per-node=2" in log
+    assert "running on 2 ranks" in log and "--nproc-per-node=2" in log
     assert not list((work / "results" / "checkpoints").rglob("*.job.json"))
 
     direct = ddp_train(tmp_path, work / "results" / "datasets" / "tiny" / "rendered")

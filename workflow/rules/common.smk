@@ -96,6 +96,24 @@ def identity_recipe(run):
     return config["identities"][IDENTITY_RUNS[run][0] if run in IDENTITY_RUNS else run]
 
 
+def identity_resources(rule):
+    """An identities job's resources: a recipe with gpus above 1 (Langevin on that many
+    torchrun ranks) asks for that many GPUs, else resources.<rule> applies."""
+    base = stage_resources(rule)
+
+    def gpu(wildcards):
+        gpus = identity_recipe(wildcards.identities)["gpus"]
+        return gpus if gpus > 1 else base["gpu"]
+
+    return {**base, "gpu": gpu}
+
+
+def identity_avoid(wildcards):
+    """The avoid store of an identities job's recipe, as its input ([] when it has none)."""
+    avoid = identity_recipe(wildcards.identities)["avoid"]
+    return [avoid] if avoid else []
+
+
 def identity_seed(run):
     seed = IDENTITY_RUNS[run][1] if run in IDENTITY_RUNS else None
     return config["seed"] if seed is None else seed

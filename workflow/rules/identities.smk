@@ -5,11 +5,7 @@ rule sample_identities:
     input:
         fr=config["reference_fr"]["checkpoint"],
         generator=generator_files(),
-        avoid=lambda wc: (
-            [identity_recipe(wc.identities)["avoid"]]
-            if identity_recipe(wc.identities)["avoid"]
-            else []
-        ),
+        avoid=identity_avoid,
     output:
         identities=results("identities", "{identities}", "identities.h5"),
         stats=results("identities", "{identities}", "stats.csv"),
@@ -23,7 +19,7 @@ rule sample_identities:
         "../../envs/brownface.yaml"
     threads: stage_threads("sample_identities")
     resources:
-        **stage_resources("sample_identities"),
+        **identity_resources("sample_identities"),
     params:
         recipe=lambda wc: identity_recipe(wc.identities),
         seed=lambda wc: identity_seed(wc.identities),

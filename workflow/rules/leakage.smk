@@ -127,11 +127,7 @@ rule capacity_identities:
     input:
         fr=config["reference_fr"]["checkpoint"],
         generator=generator_files(),
-        avoid=lambda wc: (
-            [identity_recipe(wc.identities)["avoid"]]
-            if identity_recipe(wc.identities)["avoid"]
-            else []
-        ),
+        avoid=identity_avoid,
     output:
         identities=results("capacity", "{identities}", "n{n}", "identities.h5"),
         stats=results("capacity", "{identities}", "n{n}", "stats.csv"),
@@ -146,7 +142,7 @@ rule capacity_identities:
         "../../envs/brownface.yaml"
     threads: stage_threads("capacity_identities")
     resources:
-        **stage_resources("capacity_identities"),
+        **identity_resources("capacity_identities"),
     params:
         recipe=lambda wc: {**identity_recipe(wc.identities), "n": int(wc.n)},
         seed=lambda wc: identity_seed(wc.identities),

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from brownface.errors import UserError
 from brownface.models.align import arcface_template, fit_similarity, warp_affine
@@ -208,6 +209,12 @@ class GeneratorBase(nn.Module):
 
     def synthesis(self, w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def synthesis_checkpointed(self, w: torch.Tensor) -> torch.Tensor:
+        """``synthesis`` with activation checkpointing: its activations are recomputed in the
+        backward pass instead of kept. Here one segment (the whole network); a kind with
+        stages overrides it with one segment per stage, which bounds the peak too."""
+        return checkpoint(self.synthesis, w, use_reentrant=False)
 
     def frame_landmarks(self) -> torch.Tensor:
         """[5, 2] pixel positions of a typical face's landmarks in the generator's frame

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from brownface.errors import UserError
 from brownface.models.align import ARCFACE_TEMPLATE_112
@@ -424,14 +425,22 @@ class SynthesisNetwork(nn.Module):
             setattr(self, f"b{res}", SynthesisBlock(cin, config.channels(res), res, config))
         self.num_ws = config.num_ws
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const") -> torch.Tensor:
+    def forward(
+        self, ws: torch.Tensor, noise_mode: str = "const", checkpointing: bool = False
+    ) -> torch.Tensor:
+        """``checkpointing``: each block's activations are recomputed in the backward pass, so
+        only the blocks' inputs (x and the skip image) are kept between forward and backward."""
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         x = img = None
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f"b{res}")
-            x, img = block(x, img, ws.narrow(1, w_idx, block.num_conv + 1), noise_mode)
+            block_ws = ws.narrow(1, w_idx, block.num_conv + 1)
+            if checkpointing:
+                x, img = checkpoint(block, x, img, block_ws, noise_mode, use_reentrant=False)
+            else:
+                x, img = block(x, img, block_ws, noise_mode)
             w_idx += block.num_conv
         return img
 
@@ -535,7 +544,7 @@ class StyleGAN2Generator(GeneratorBase):
         """[B, num_ws, w_dim], with NVIDIA's optional truncation cutoff."""
         return self.net.mapping(z, truncation_psi, truncation_cutoff)
 
-    def synthesis(self, w: torch.Tensor) -> torch.Tensor:
+    def synthesis(self, w: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
         if w.ndim == 2:
             if w.shape[1] != self.w_dim:
                 raise ValueError(f"w must have shape [B, {self.w_dim}], got {list(w.shape)}")
@@ -549,8 +558,12 @@ class StyleGAN2Generator(GeneratorBase):
         dtype = self.autocast_dtype
         if dtype is not None and w.is_cuda:
             with torch.autocast("cuda", dtype=dtype):
-                return self.net.synthesis(w, noise).float()
-        return self.net.synthesis(w, noise)
+                return self.net.synthesis(w, noise, checkpointing).float()
+        return self.net.synthesis(w, noise, checkpointing)
+
+    def synthesis_checkpointed(self, w: torch.Tensor) -> torch.Tensor:
+        """Synthesis with each block's activations recomputed in the backward pass."""
+        return self.synthesis(w, checkpointing=True)
 
     def default_crop(self) -> FixedBox:
         return ffhq_fr_box(self.img_resolution)

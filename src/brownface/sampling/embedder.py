@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from brownface.distributed import Ranks
 from brownface.models.fr import FRModel
 from brownface.models.generator import GeneratorBase
 
@@ -26,7 +27,15 @@ class LatentEmbedder(nn.Module):
         super().__init__()
         self.generator, self.fr = generator, fr
         self.crop_size = fr.spec.input_size
+        self.channels_last = False
         self.requires_grad_(False)
+
+    def use_channels_last(self) -> LatentEmbedder:
+        """Keep the FR network's weights and input NHWC (faster convolutions on tensor cores;
+        the StyleGAN2 synthesis convolves per-sample weights, which this does not change)."""
+        self.fr.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
 
     @property
     def w_dim(self) -> int:
@@ -46,15 +55,33 @@ class LatentEmbedder(nn.Module):
     def crop(self, images: torch.Tensor) -> torch.Tensor:
         return self.generator.fr_crop(images, self.crop_size)
 
-    def forward(self, w: torch.Tensor) -> torch.Tensor:
-        """w [B, w_dim] -> raw embeddings [B, D] (normalise before taking angles)."""
-        return self.fr(self.crop(self.generator.synthesis(w)))
+    def forward(self, w: torch.Tensor, checkpointing: bool = False) -> torch.Tensor:
+        """w [B, w_dim] -> raw embeddings [B, D] (normalise before taking angles).
+
+        ``checkpointing`` recomputes the synthesis network's activations in the backward pass
+        (the generator's ``synthesis_checkpointed``) instead of keeping them.
+        """
+        synthesis = self.generator.synthesis_checkpointed if checkpointing else None
+        images = (synthesis or self.generator.synthesis)(w)
+        crops = self.crop(images)
+        if self.channels_last:
+            crops = crops.contiguous(memory_format=torch.channels_last)
+        return self.fr(crops)
 
     embed = forward
 
 
-def embed_all(embedder: nn.Module, w: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """e(w) [N, D] for w [N, w_dim], detached, in passes of at most ``batch_size``."""
+def embed_all(
+    embedder: nn.Module, w: torch.Tensor, batch_size: int, ranks: Ranks | None = None
+) -> torch.Tensor:
+    """e(w) [N, D] for w [N, w_dim], detached, in passes of at most ``batch_size``; with
+    ``ranks``, each rank embeds its slice (on the same batch boundaries) and all get all."""
+    ranks = ranks or Ranks()
+    start, stop = ranks.slice(w.shape[0], batch_size)
     with torch.no_grad():
-        parts = [embedder(w[s : s + batch_size]) for s in range(0, w.shape[0], batch_size)]
-    return torch.cat(parts) if parts else w.new_zeros(0, 0)
+        parts = [embedder(w[s : min(s + batch_size, stop)]) for s in range(start, stop, batch_size)]
+    if ranks.size == 1:
+        return torch.cat(parts) if parts else w.new_zeros(0, 0)
+    e_dim = embedder(embedder.w_avg[None]).shape[1] if not parts else parts[0].shape[1]
+    local = torch.cat(parts) if parts else w.new_zeros(0, e_dim)
+    return ranks.gather(local, w.shape[0], batch_size)

@@ -44,9 +44,11 @@ import torch
 from torch import nn
 
 from brownface.config import SchemaParams, defaults
+from brownface.distributed import Ranks
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import embed_all
+from brownface.sampling.force_pass import ForcePass, check_memory, prepared
 from brownface.sampling.geometry import angle, cosines
 from brownface.sampling.stats import (
     DRAW_COLUMNS,
@@ -89,12 +91,26 @@ class IdentityParams(SchemaParams):
     avoid: str | None = _D["avoid"]  # identities store whose embeddings repel (reject, langevin)
     avoid_d0: float | None = _D["avoid_d0"]  # repulsion radius of the avoid set; None = d0
     avoid_images: bool = _D["avoid_images"]  # an embeddings store: every image, not each mean
+    gpus: int = _D["gpus"]  # ranks (torchrun) that share the run; the result does not change
+    precision: str = _D["precision"]  # fp32 | bf16: autocast of the networks in the force pass
+    activation_checkpointing: bool = _D["activation_checkpointing"]  # recompute synthesis
+    channels_last: bool = _D["channels_last"]  # NHWC FR network and input
+    compile: bool = _D["compile"]  # torch.compile the generator and FR network
+
+    #: Fields that decide how the run is computed, not its result (left out of its fingerprint,
+    #: so a checkpoint resumes whatever they are): see ``run_key``.
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("gpus", "activation_checkpointing")
 
     def check(self) -> None:
         if self.algorithm == "langevin" and self.timestep < 0 and self.iterations and self.n < 2:
             raise UserError(
                 f"config identities.n: must be >= 2 for langevin with an adaptive (negative) "
                 f"timestep, got {self.n}"
+            )
+        if self.gpus > 1 and self.algorithm != "langevin":
+            raise UserError(
+                f"config identities.gpus: only langevin runs on several ranks, got {self.gpus} "
+                f"for {self.algorithm}"
             )
         if self.avoid is not None and self.algorithm == "random":
             raise UserError(
@@ -108,6 +124,12 @@ class IdentityParams(SchemaParams):
     @property
     def avoid_radius(self) -> float:
         return self.d0 if self.avoid_d0 is None else self.avoid_d0
+
+    def force_pass(self, ranks: Ranks | None = None) -> ForcePass:
+        return ForcePass(
+            self.batch_size, self.block_size, self.precision, self.activation_checkpointing,
+            Ranks() if ranks is None else ranks,
+        )  # fmt: skip
 
 
 class Identities(NamedTuple):
@@ -191,6 +213,28 @@ def embedding_gradient(
     return grad
 
 
+def batch_forces(
+    x: torch.Tensor,  # [B, w_dim] latents of a batch, requires grad
+    e: torch.Tensor,  # [B, D] their embeddings e(x), with autograd's graph back to x
+    start: int,  # the batch's first identity (its row in fixed)
+    fixed: torch.Tensor,  # [N, D] frozen embeddings of all identities
+    k: float,
+    d0: float,
+    block_size: int,
+    avoid: torch.Tensor | None = None,
+    avoid_d0: float | None = None,
+) -> torch.Tensor:
+    """F_i = -dU_i/dw_i of one batch, [B, w_dim]: g = dU/de in float32 blocks, then one
+    backward pass through the networks."""
+    index = torch.arange(start, start + x.shape[0], device=x.device)
+    with torch.enable_grad():
+        g = embedding_gradient(e, fixed, k, d0, block_size, index)
+        if avoid is not None and avoid.shape[0]:
+            g += embedding_gradient(e, avoid, k, d0 if avoid_d0 is None else avoid_d0, block_size)
+        (grad,) = torch.autograd.grad(e, x, grad_outputs=g)
+    return -grad
+
+
 def interaction_forces(
     embedder: nn.Module,  # w [B, w_dim] -> raw embeddings [B, D], differentiable in w
     w: torch.Tensor,  # [N, w_dim] latents of all identities
@@ -201,22 +245,65 @@ def interaction_forces(
     block_size: int,  # columns of each block of angles
     avoid: torch.Tensor | None = None,  # [M, D] fixed repellers; None = none
     avoid_d0: float | None = None,  # their radius; None = d0
+    fp: ForcePass | None = None,  # precision, checkpointing and ranks; None = fp32, one rank
 ) -> torch.Tensor:
-    """F_i = -dU_i/dw_i for every identity, [N, w_dim]; one backward pass per batch."""
+    """F_i = -dU_i/dw_i for every identity, [N, w_dim], given the frozen embeddings; one
+    forward and one backward pass per batch."""
+    fp = fp or ForcePass(batch_size, block_size)
     forces = []
-    for s in range(0, w.shape[0], batch_size):
-        x = w[s : s + batch_size].detach().requires_grad_(True)
-        index = torch.arange(s, s + x.shape[0], device=w.device)
+    for s, e_ in fp.batches(w.shape[0]):
+        x = w[s:e_].detach().requires_grad_(True)
         with torch.enable_grad():
-            e = embedder(x)
-            g = embedding_gradient(e, fixed, k, d0, block_size, index)
-            if avoid is not None and avoid.shape[0]:
-                g += embedding_gradient(
-                    e, avoid, k, d0 if avoid_d0 is None else avoid_d0, block_size
-                )
-            (grad,) = torch.autograd.grad(e, x, grad_outputs=g)
-        forces.append(-grad)
-    return torch.cat(forces) if forces else torch.zeros_like(w)
+            e = fp.embed(embedder, x)
+        forces.append(batch_forces(x, e, s, fixed, k, d0, block_size, avoid, avoid_d0))
+    local = torch.cat(forces) if forces else w.new_zeros(0, w.shape[1])
+    return fp.gather(local, w.shape[0])
+
+
+def embeddings_and_forces(
+    embedder: nn.Module,
+    w: torch.Tensor,  # [N, w_dim] latents of all identities (the same on every rank)
+    params: IdentityParams,
+    fp: ForcePass,
+    avoid: torch.Tensor | None = None,  # [M, D] fixed repellers
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """This iteration's frozen embeddings e(w) [N, D] and interaction forces [N, w_dim].
+
+    The embeddings come from the force pass's own forward passes (with autograd recording),
+    so the pass that every other identity's repulsion sees is also the one whose backward
+    gives the forces. Each rank embeds its slice, the slices are all-gathered, then each rank
+    computes its forces against all N; the last batch's graph is still alive from the first
+    loop and is differentiated first, every other batch is recomputed (same operations, same
+    bits). Forces are all-gathered too, so every rank holds the whole state and takes the
+    same step.
+    """
+    n = w.shape[0]
+    batches = fp.batches(n)
+    local, kept = [], None
+    for s, e_ in batches:
+        x = w[s:e_].detach().requires_grad_(True)
+        with torch.enable_grad():
+            e = fp.embed(embedder, x)
+        local.append(e.detach())
+        kept = (x, e)  # only the last batch's graph outlives its turn
+    e_dim = local[0].shape[1] if local else 0
+    fixed = fp.gather(torch.cat(local) if local else w.new_zeros(0, e_dim), n)
+    if fixed.shape[0] and not e_dim:  # a rank without identities: learn D from the others
+        e_dim = fixed.shape[1]
+    forces: list[torch.Tensor] = [w.new_zeros(0, w.shape[1])] * len(batches)
+    for b in reversed(range(len(batches))):
+        s, e_ = batches[b]
+        if kept is not None:
+            (x, e), kept = kept, None
+        else:
+            x = w[s:e_].detach().requires_grad_(True)
+            with torch.enable_grad():
+                e = fp.embed(embedder, x)
+        forces[b] = batch_forces(
+            x, e, s, fixed, params.k, params.d0, params.block_size, avoid, params.avoid_radius
+        )
+    local_forces = torch.cat(forces) if forces else w.new_zeros(0, w.shape[1])
+    return fixed, fp.gather(local_forces, n)
 
 
 def interaction_forces_reference(
@@ -274,14 +361,17 @@ def langevin_step(
     w: torch.Tensor,  # [N, w_dim] latents before this iteration
     xi: torch.Tensor,  # [N, w_dim] this iteration's N(0, 1) noise
     avoid: torch.Tensor | None = None,  # [M, D] fixed repellers
+    fp: ForcePass | None = None,  # how the force pass runs; None = the params' on one rank
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """One update: (new w, the table row's statistics computed before the update)."""
-    fixed = embed_all(embedder, w, params.batch_size)
+    """One update: (new w, the table row's statistics computed before the update).
+
+    On several ranks every rank holds all of w, the embeddings and the forces after the
+    gathers, and computes the statistics, the timestep (min latent distance, max force) and
+    the update on them itself: the same operations on the same bits as one rank.
+    """
+    fp = fp or params.force_pass()
+    fixed, f_int = embeddings_and_forces(embedder, w, params, fp, avoid)
     stats = identity_set_stats(w, fixed, embedder.w_avg, params.ict, params.block_size)
-    f_int = interaction_forces(
-        embedder, w, fixed, params.k, params.d0, params.batch_size, params.block_size,
-        avoid, params.avoid_radius,
-    )  # fmt: skip
     f_lat = params.k_latent * (embedder.w_avg - w)
     total = f_int + f_lat
     dt = timestep(params, total, stats["latent_dist_min"])
@@ -315,8 +405,17 @@ def langevin(
     (the result then has ``embeddings`` None). A rerun resumes from a checkpoint with the same
     fingerprint (parameters, seed, truncation, avoid set, provenance) and ends bit-identical to
     an uninterrupted run; a checkpoint with another fingerprint is ignored with a warning.
+
+    Inside a torch.distributed process group (``torchrun``, see ``params.gpus``) the ranks
+    share the force pass (``embeddings_and_forces``) and end with the same bits as one rank;
+    only rank 0 writes the checkpoint, which any number of ranks can resume.
     """
+    ranks = Ranks.current()
+    fp = params.force_pass(ranks)
     device, dtype = embedder.w_avg.device, embedder.w_avg.dtype
+    net = prepared(embedder, params.channels_last, params.compile)
+    if params.iterations:
+        check_memory(net, fp, device)
     avoid = None if avoid is None else avoid.to(device)
     key = run_key(
         params,
@@ -338,6 +437,8 @@ def langevin(
         log.info("langevin: resuming from %s at iteration %d", checkpoint, first)
 
     def save(done: int) -> None:
+        if ranks.rank != 0:
+            return
         table = np.array([[r[c] for c in LANGEVIN_COLUMNS] for r in rows], dtype=np.float64)
         save_checkpoint(
             checkpoint,
@@ -353,7 +454,7 @@ def langevin(
         for it in range(first, params.iterations):
             t0 = time.perf_counter()
             xi = langevin_noise(seed, it, params.n, embedder.w_dim).to(device=device, dtype=dtype)
-            w, stats = langevin_step(embedder, params, w, xi, avoid)
+            w, stats = langevin_step(net, params, w, xi, avoid, fp)
             rows.append(dict(iteration=float(it), **stats, wall_time=time.perf_counter() - t0))
             bar.update(1)
             done = it + 1
@@ -367,7 +468,7 @@ def langevin(
                 log.info("langevin: aborted after iteration %d", done)
                 return Identities(w, None, stats_table(rows, LANGEVIN_COLUMNS))
 
-    e = embed_all(embedder, w, params.batch_size)
+    e = embed_all(net, w, params.batch_size, ranks)
     final = identity_set_stats(w, e, embedder.w_avg, params.ict, params.block_size)
     log.info("langevin: final state %s", {k: round(v, 4) for k, v in final.items()})
     return Identities(w, e, stats_table(rows, LANGEVIN_COLUMNS))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from brownface.distributed import init_from_env, rank_device
 from brownface.errors import UserError
 from brownface.models.checkpoints import sha256_file
 from brownface.models.device import resolve_device
@@ -81,11 +82,19 @@ def sample_identities(
     out: str | Path,  # identities.h5
     stats: str | Path,  # the per-iteration statistics CSV
     checkpoint: str | Path,  # Langevin's resume file (kept after the run)
+    stop_after: int | None = None,  # Langevin: stop after this many iterations, checkpointed
 ) -> None:
-    """The identities of one recipe: identities.h5 and its statistics."""
+    """The identities of one recipe: identities.h5 and its statistics.
+
+    Under torchrun (``params.gpus`` ranks, see :func:`run_identities`) every rank calls this:
+    each computes on its own GPU and rank 0 writes the outputs. ``stop_after`` stops Langevin
+    as a preempted job would, with the checkpoint written and no outputs (tests use it).
+    """
     if generator.truncation_psi is None:
         raise UserError("generator spec: the identities stage needs truncation_psi")
-    embedder, provenance = build_embedder(generator, reference_fr, device)
+    rank, _, local_rank = init_from_env()
+    dev = rank_device(resolve_device(device), local_rank)
+    embedder, provenance = build_embedder(generator, reference_fr, str(dev))
     provenance.update(recipe={"name": name, **params.to_dict()}, seed=int(seed), stage="identities")
     avoid = None
     if params.avoid is not None:
@@ -104,8 +113,16 @@ def sample_identities(
     elif params.algorithm == "reject":
         result = sample_reject(embedder, params, seed, psi, avoid)
     else:
-        result = langevin(embedder, params, seed, psi, checkpoint, avoid, provenance)
-    assert result.embeddings is not None  # only an abort_fn stops a run early
+        stop = None if stop_after is None else (lambda done: done >= stop_after)
+        # The checkpoint's fingerprint leaves out how the run is computed (e.g. its ranks).
+        recipe = {k: v for k, v in provenance["recipe"].items() if k not in params.EXECUTION_ONLY}
+        fingerprint = {**provenance, "recipe": recipe}
+        result = langevin(embedder, params, seed, psi, checkpoint, avoid, fingerprint, stop)
+    if result.embeddings is None:
+        log.info("identities %s: stopped after %d iterations (checkpointed)", name, stop_after)
+        return
+    if rank != 0:
+        return
     IdentityStore(
         identity=np.arange(params.n, dtype=np.int64),
         w=result.w.detach().cpu().float().numpy(),

@@ -223,11 +223,13 @@ def load_loop_state(
 def run_key(params: Any, context: Any, arrays: Iterable[np.ndarray] = ()) -> str:
     """The fingerprint of one run of a loop: a digest of everything that determines its result.
 
-    ``params`` is the loop's parameter dataclass (``checkpoint_every`` left out: it decides
-    when state is saved, not what is computed), ``context`` the other JSON values (seed,
+    ``params`` is the loop's parameter dataclass (``checkpoint_every`` and the fields named in
+    its ``EXECUTION_ONLY`` left out: they decide when state is saved or how it is computed,
+    not what), ``context`` the other JSON values (seed,
     ranges, provenance of the networks), ``arrays`` the inputs whose bytes count.
     """
-    settings = {k: v for k, v in dataclasses.asdict(params).items() if k != "checkpoint_every"}
+    skip = {"checkpoint_every", *getattr(params, "EXECUTION_ONLY", ())}
+    settings = {k: v for k, v in dataclasses.asdict(params).items() if k not in skip}
     digest = hashlib.sha256()
     digest.update(json.dumps([settings, context], sort_keys=True, default=str).encode())
     for arr in arrays:

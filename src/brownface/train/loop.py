@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from brownface.dataset.layout import dataset_fingerprint, read_index
+from brownface.distributed import init_from_env, rank_device
 from brownface.errors import UserError
 from brownface.evaluate.verification import flip_fused_embeddings, verification_roc
 from brownface.models.fr import FRModel, FRSpec, build_backbone, save_fr_model
@@ -43,15 +43,6 @@ class ValidationSet:
     name: str
     images: list
     issame: object
-
-
-def _distributed() -> tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    return rank, world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _param_groups(backbone: nn.Module, head: nn.Module, weight_decay: float) -> list[dict]:
@@ -114,10 +105,8 @@ class Trainer:
         name: str | None = None,  # the model's name, recorded in its spec (e.g. the dataset's)
     ) -> None:
         self.recipe, self.out_dir, self.checkpoint = recipe, Path(out_dir), Path(checkpoint)
-        self.rank, self.world, local = _distributed()
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and self.world > 1:
-            self.device = torch.device("cuda", local)
+        self.rank, self.world, local = init_from_env()
+        self.device = rank_device(torch.device(device), local)
         self.val_sets = list(val_sets)
         torch.manual_seed(recipe.seed)
 

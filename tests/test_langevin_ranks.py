@@ -61,7 +61,9 @@ def threads_1():
 
 
 @pytest.mark.slow
-def test_two_ranks_give_the_one_rank_store_and_resume_across_rank_counts(tmp_path, caplog, threads_1):
+def test_two_ranks_give_the_one_rank_store_and_resume_across_rank_counts(
+    tmp_path, caplog, threads_1
+):
     caplog.set_level("INFO")
     fr = small_fr_file(tmp_path / "fr.pt")
     one = job(tmp_path, "one", fr, 1)

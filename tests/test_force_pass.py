@@ -8,8 +8,9 @@ from worldkit import small_embedder, small_fr
 
 from brownface.models.generator import GeneratorSpec
 from brownface.models.stylegan2 import StyleGAN2Generator
+from brownface.sampling.dispersion import VariationParams, embedding_forces
 from brownface.sampling.embedder import LatentEmbedder, embed_all
-from brownface.sampling.force_pass import ForcePass, saved_bytes_per_identity
+from brownface.sampling.force_pass import ForcePass, prepared, saved_bytes_per_identity
 from brownface.sampling.geometry import nearest_angles
 from brownface.sampling.langevin import (
     IdentityParams,
@@ -91,3 +92,31 @@ def test_channels_last_keeps_the_forces(sg_embedder):
     nhwc = interaction_forces(embedder, w, fixed, 1.0, d0, 3, 64)
     assert embedder.fr.backbone.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(nhwc, ref, rtol=1e-4, atol=1e-6)
+
+
+def test_dispersion_passes_take_the_same_settings(sg_embedder):
+    """Dispersion's embedding pull through the same force pass: checkpointing keeps the bits,
+    and bf16 stays within cosine 0.95 per image (0.975 at worst here: the pull's gradient
+    is a smaller signal than Langevin's repulsion; float32 remains the default)."""
+    w, fixed, _ = start(sg_embedder, n=6)
+    ref = fixed.roll(1, dims=0)  # each image pulled towards another identity's embedding
+    plain, e = embedding_forces(sg_embedder, w, ref, 1.0, 3)
+    ckpt, e2 = embedding_forces(sg_embedder, w, ref, 1.0, 3, ForcePass(3, checkpointing=True))
+    assert torch.equal(plain, ckpt) and torch.equal(e, e2)
+    bf16, _ = embedding_forces(sg_embedder, w, ref, 1.0, 3, ForcePass(3, precision="bf16"))
+    assert torch.nn.functional.cosine_similarity(bf16, plain, dim=1).min() >= 0.95
+    params = VariationParams(algorithm="dispersion", precision="bf16", batch_size=8)
+    assert params.force_pass() == ForcePass(8, precision="bf16")
+
+
+@pytest.mark.slow
+def test_compiled_networks_give_the_eager_forces():
+    """compile: true (torch.compile of synthesis and FR, inductor on this CPU) computes the
+    same forces to round-off; preparing twice compiles once."""
+    embedder = stylegan2_embedder()
+    w, fixed, d0 = start(embedder, n=6)
+    eager = interaction_forces(embedder, w, fixed, 1.0, d0, 3, 64)
+    compiled = prepared(embedder, channels_last=False, compile=True)
+    assert compiled is embedder and prepared(embedder, False, True).compiled
+    got = interaction_forces(compiled, w, fixed, 1.0, d0, 3, 64)
+    torch.testing.assert_close(got, eager, rtol=1e-4, atol=1e-5 * eager.abs().max().item())

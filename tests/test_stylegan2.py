@@ -77,6 +77,34 @@ def test_modulated_conv_is_the_per_sample_definition():
         torch.testing.assert_close(up[..., 2:-2, 2:-2], alt[..., 2:-2, 2:-2], rtol=0, atol=1e-9)
 
 
+def test_modulating_the_activations_is_the_same_map_and_gradient():
+    """fused_modconv false (conv(x * s, W) * d, NVIDIA's training path) = the grouped
+    convolution, plain and 2x up, in float64; a whole synthesis and its gradient to w agree
+    in float32 to round-off."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, 4, 8, 8, generator=gen, dtype=torch.float64)
+    weight = torch.randn(5, 4, 3, 3, generator=gen, dtype=torch.float64)
+    styles = torch.randn(3, 4, generator=gen, dtype=torch.float64)
+    f = sg.fir_filter([1, 3, 3, 1]).double()
+    for up, demodulate in ((False, True), (True, True), (False, False)):
+        kw = dict(demodulate=demodulate, up=up, resample_filter=f)
+        fused = sg.modulated_conv2d(x, weight, styles, **kw)
+        torch.testing.assert_close(
+            sg.modulated_conv2d(x, weight, styles, fused=False, **kw), fused, rtol=0, atol=1e-12
+        )
+    net = random_net(tiny_config())
+    w = net.mapping(torch.randn(2, 32, generator=gen), 0.7).requires_grad_(True)
+    outs = []
+    for fused in (True, False):
+        img = net.use_fused_modconv(fused).synthesis(w)
+        (grad,) = torch.autograd.grad(img.square().sum(), w)
+        outs.append((img.detach(), grad))
+    (img_a, grad_a), (img_b, grad_b) = outs
+    assert not torch.equal(img_a, img_b)  # a different order of the same sums
+    torch.testing.assert_close(img_b, img_a, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-3 * grad_a.abs().max().item())
+
+
 def test_shapes_at_256_and_1024():
     for res, num_ws, base, params in [(256, 14, 16384, 24_767_458), (1024, 18, 32768, 30_370_060)]:
         cfg = sg.StyleGAN2Config(img_resolution=res, channel_base=base)
@@ -322,6 +350,11 @@ def test_the_stylegan2_kind(tmp_path, capsys):
     w = gen.mapping(torch.randn(2, 32), truncation_psi=0.7)
     assert w.shape == (2, 32)
     assert torch.equal(gen.synthesis(w), gen.synthesis(w[:, None].expand(2, 8, 32)))
+    assert all(m.fused_modconv for m in gen.net.modules() if hasattr(m, "fused_modconv"))
+    unfused = _generator(tmp_path, crop={"box": [2, 2, 30, 30]}, fused_modconv=False)
+    assert unfused.spec.options == {"precision": "fp32", "fused_modconv": False}
+    assert not any(m.fused_modconv for m in unfused.net.modules() if hasattr(m, "fused_modconv"))
+    torch.testing.assert_close(unfused.synthesis(w), gen.synthesis(w), rtol=1e-4, atol=1e-5)
     assert gen.fr_crop(gen.synthesis(w), 16).shape == (2, 3, 16, 16)
     with pytest.raises(ValueError, match=r"\[B, 32\] or \[B, 8, 32\]"):
         gen.synthesis(w[:, None])

@@ -317,7 +317,7 @@ reference_fr: {arch: iresnet18}
 real_models:
   casia-webface: {arch: ir_18}
 identities:
-  langevin: {n: 4, iterations: 1}
+  langevin: {n: 4, iterations: 1, compile: false}   # a CPU: bf16 autocast runs, no compiling
   random: {n: 4}
 variations:
   dispersion: {variations: 2, iterations: 1}

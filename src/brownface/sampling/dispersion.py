@@ -43,6 +43,7 @@ from brownface.config import SchemaParams, defaults
 from brownface.errors import UserError
 from brownface.runlog import progress
 from brownface.sampling.embedder import embed_all
+from brownface.sampling.force_pass import ForcePass, prepared
 from brownface.sampling.geometry import angle, cosines, latent_distances
 from brownface.sampling.stats import (
     VARIATION_COLUMNS,
@@ -83,6 +84,13 @@ class VariationParams(SchemaParams):
     scale_expression: float = _D["scale_expression"]  # ... of the five expression directions
     batch_size: int = _D["batch_size"]  # max images per forward/backward pass
     checkpoint_every: int = _D["checkpoint_every"]  # iterations between checkpoints (0 = none)
+    precision: str = _D["precision"]  # fp32 | bf16: autocast of the networks in the force pass
+    activation_checkpointing: bool = _D["activation_checkpointing"]  # recompute synthesis
+    channels_last: bool = _D["channels_last"]  # NHWC networks
+    compile: bool = _D["compile"]  # torch.compile the generator and FR network
+
+    #: How a shard is computed, not what (left out of its checkpoint's fingerprint).
+    EXECUTION_ONLY: ClassVar[tuple[str, ...]] = ("activation_checkpointing",)
 
     def check(self) -> None:
         if self.timestep < 0 and self.variations < 2:
@@ -90,6 +98,13 @@ class VariationParams(SchemaParams):
                 "config variations.variations: must be >= 2 with an adaptive (negative) "
                 f"timestep, got {self.variations}"
             )
+
+    def force_pass(self) -> ForcePass:
+        """Passes of at most batch_size images, in the recipe's precision (one rank: shards
+        are the unit of parallelism here)."""
+        return ForcePass(
+            self.batch_size, precision=self.precision, checkpointing=self.activation_checkpointing
+        )
 
     @property
     def group_size(self) -> int:
@@ -175,17 +190,19 @@ def embedding_forces(
     e_ref: torch.Tensor,  # [M, D] the reference embedding of each image's identity
     k_e: float,
     batch_size: int,  # max images per forward/backward pass
+    fp: ForcePass | None = None,  # precision and checkpointing of the passes; None = fp32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(-grad_w sum (k_e/4) theta(e, e_ref)^2 [M, w_dim], embeddings [M, D]) in passes.
 
     The potential is a sum of one term per image and the networks are evaluated per image (eval
     mode), so each row of the gradient of a pass is that image's own gradient.
     """
+    fp = fp or ForcePass(batch_size)
     forces, embeddings = [], []
     for s in range(0, w.shape[0], batch_size):
         x = w[s : s + batch_size].detach().requires_grad_(True)
         with torch.enable_grad():
-            e = embedder(x)
+            e = fp.embed(embedder, x)
             theta = angle(cosines(e, e_ref[s : s + batch_size], pairwise=False), grad_safe=True)
             (grad,) = torch.autograd.grad((k_e / 4) * theta.square().sum(), x)
         forces.append(-grad)
@@ -209,8 +226,9 @@ def dispersion_forces(
     g, a, w_dim = w.shape
     flat_ref = e_ref[:, None, :].expand(g, a, e_ref.shape[-1]).reshape(g * a, -1)
     f_e, e = embedding_forces(
-        embedder, w.reshape(g * a, w_dim), flat_ref, params.k_e, params.batch_size
-    )
+        embedder, w.reshape(g * a, w_dim), flat_ref, params.k_e, params.batch_size,
+        params.force_pass(),
+    )  # fmt: skip
     f_e, e = f_e.reshape(g, a, w_dim), e.reshape(g, a, -1)
     f_w, d = repulsion_forces(w, params.k_w, params.r_w)
     pull = params.k_g * (embedder.w_avg - w)
@@ -338,6 +356,7 @@ def disperse(
     if not 0 <= start <= stop <= n:
         raise ValueError(f"disperse: identities [{start}, {stop}) outside the {n} references")
     check_eval_mode(embedder)
+    embedder = prepared(embedder, params.channels_last, params.compile)
     device = embedder.w_avg.device
     a = params.variations
     if (directions is None) != (params.algorithm == "dispersion"):

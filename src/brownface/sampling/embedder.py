@@ -31,8 +31,9 @@ class LatentEmbedder(nn.Module):
         self.requires_grad_(False)
 
     def use_channels_last(self) -> LatentEmbedder:
-        """Keep the FR network's weights and input NHWC (faster convolutions on tensor cores;
-        the StyleGAN2 synthesis convolves per-sample weights, which this does not change)."""
+        """Keep the FR network's weights and input NHWC: faster convolutions on tensor cores
+        (and 4% on the force pass in oneDNN here). StyleGAN2's synthesis stays NCHW: its
+        pointwise tail broadcasts NCHW noise, and NHWC made the pass 20% slower on a CPU."""
         self.fr.to(memory_format=torch.channels_last)
         self.channels_last = True
         return self

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from brownface.distributed import Ranks
+from brownface.sampling.embedder import LatentEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +76,20 @@ class ForcePass:
 
 
 def prepared(embedder: nn.Module, channels_last: bool, compile: bool) -> nn.Module:
-    """The embedder as the force pass calls it: its FR network NHWC (``channels_last``, in
-    place) and the whole map compiled by ``torch.compile`` (``compile``; a compiled module
-    still answers ``w_avg``, ``mapping`` and the rest from the original)."""
-    if channels_last:
+    """The embedder as the force pass calls it, changed in place: its FR network NHWC
+    (``channels_last``), and the generator's synthesis and the FR network each compiled by
+    ``torch.compile`` (``compile``; the crop between them stays eager, it reads its box as
+    Python numbers). Only a LatentEmbedder has these parts; other maps are returned as they
+    are."""
+    if not isinstance(embedder, LatentEmbedder):
+        return embedder
+    if channels_last and not embedder.channels_last:
         embedder.use_channels_last()
-    return torch.compile(embedder) if compile else embedder
+    if compile and not getattr(embedder, "compiled", False):
+        embedder.generator.synthesis = torch.compile(embedder.generator.synthesis)
+        embedder.fr = torch.compile(embedder.fr)
+        embedder.compiled = True
+    return embedder
 
 
 def saved_bytes_per_identity(

@@ -48,6 +48,13 @@ def build_embedder(
     return embedder, provenance
 
 
+def execution_free(recipe: dict, params) -> dict:
+    """A recipe without the fields that decide how a run is computed, not what (its ranks,
+    activation checkpointing): what a checkpoint's fingerprint records, so that changing them
+    resumes instead of starting over."""
+    return {k: v for k, v in recipe.items() if k not in params.EXECUTION_ONLY}
+
+
 def _write_stats(table, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         table.to_csv(tmp, index=False)
@@ -114,9 +121,7 @@ def sample_identities(
         result = sample_reject(embedder, params, seed, psi, avoid)
     else:
         stop = None if stop_after is None else (lambda done: done >= stop_after)
-        # The checkpoint's fingerprint leaves out how the run is computed (e.g. its ranks).
-        recipe = {k: v for k, v in provenance["recipe"].items() if k not in params.EXECUTION_ONLY}
-        fingerprint = {**provenance, "recipe": recipe}
+        fingerprint = {**provenance, "recipe": execution_free(provenance["recipe"], params)}
         result = langevin(embedder, params, seed, psi, checkpoint, avoid, fingerprint, stop)
     if result.embeddings is None:
         log.info("identities %s: stopped after %d iterations (checkpointed)", name, stop_after)
@@ -173,8 +178,9 @@ def sample_variations(
     log.info("dataset %s shard %d/%d: identities %d..%d", dataset, shard, shards, start, stop - 1)
     provenance.update(recipe=params.to_dict(), dataset=dataset, stage="variations", seed=int(seed))
     arrays = {"identity": refs.identity, "w": refs.w, "embedding": refs.embedding}
+    fingerprint = {**provenance, "recipe": execution_free(provenance["recipe"], params)}
     result = disperse(
-        embedder, params, arrays, start, stop, seed, directions, checkpoint, provenance
+        embedder, params, arrays, start, stop, seed, directions, checkpoint, fingerprint
     )
     assert result is not None  # only an abort_fn stops a run early
     rows = slice(start, stop)

@@ -105,6 +105,20 @@ def test_modulating_the_activations_is_the_same_map_and_gradient():
     torch.testing.assert_close(grad_b, grad_a, rtol=1e-3, atol=1e-3 * grad_a.abs().max().item())
 
 
+def test_the_clamp_is_recorded_only_when_it_clips():
+    """clamp_recorded: the same values and gradients as torch.clamp, inside and across the
+    limits."""
+    for scale in (1.0, 400.0):  # inside +-256, and clipping
+        x = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * scale
+        a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        ya, yb = sg.clamp_recorded(a, 256.0), b.clamp(-256.0, 256.0)
+        assert torch.equal(ya, yb)
+        g = torch.randn_like(x)
+        (ga,), (gb,) = torch.autograd.grad(ya, a, g), torch.autograd.grad(yb, b, g)
+        assert torch.equal(ga, gb)
+        assert (ya is a) == (scale == 1.0)
+
+
 def test_shapes_at_256_and_1024():
     for res, num_ws, base, params in [(256, 14, 16384, 24_767_458), (1024, 18, 32768, 30_370_060)]:
         cfg = sg.StyleGAN2Config(img_resolution=res, channel_base=base)

@@ -292,8 +292,25 @@ def bias_act(x: torch.Tensor, bias: torch.Tensor, lrelu: bool, clamp: float | No
         x = F.leaky_relu(x, LRELU_SLOPE, inplace=inplace)
         x = x.mul_(LRELU_GAIN) if inplace else x * LRELU_GAIN
     if clamp is not None:
-        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if inplace else clamp_recorded(x, clamp)
     return x
+
+
+def clamp_recorded(x: torch.Tensor, limit: float) -> torch.Tensor:
+    """x clamped to +-limit under autograd: the clamp is recorded only when it clips.
+
+    Inside the limits a clamp is the identity, in value and in gradient, but autograd's clamp
+    still keeps a mask and spends four passes over x in the backward pass. One pass for the
+    extremes decides; the result and its gradient are the same bits either way. On CUDA and
+    under torch.compile the plain clamp stays (reading the extremes would stall the stream
+    or break the graph, and pointwise passes are cheap there).
+    """
+    if x.is_cuda or torch.compiler.is_compiling():
+        return x.clamp(-limit, limit)
+    lo, hi = torch.aminmax(x)
+    if -limit < lo.item() and hi.item() < limit:
+        return x
+    return x.clamp(-limit, limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,11 +450,8 @@ class SynthesisLayer(nn.Module):
         inplace = _inplace()
         y = F.leaky_relu(y, LRELU_SLOPE, inplace=inplace)
         if self.conv_clamp is not None:
-            y = (
-                y.clamp_(-self.conv_clamp, self.conv_clamp)
-                if inplace
-                else y.clamp(-self.conv_clamp, self.conv_clamp)
-            )
+            c = self.conv_clamp
+            y = y.clamp_(-c, c) if inplace else clamp_recorded(y, c)
         return y
 
 

@@ -98,6 +98,20 @@ def test_two_ranks_give_the_one_rank_store_and_resume_across_rank_counts(
 
 
 @pytest.mark.slow
+def test_a_rank_without_identities_still_takes_part(tmp_path, threads_1):
+    """n = 2 in batches of 4: rank 1 owns nothing, sends empty slices, and the store is the
+    one-rank store."""
+    fr = small_fr_file(tmp_path / "fr.pt")
+    small = {"n": 2, "batch_size": 4, "iterations": 2}
+    one, two = job(tmp_path, "one", fr, 1), job(tmp_path, "two", fr, 2)
+    for j in (one, two):
+        j["recipe"].update(small)
+    run_identities(one)
+    run_identities(two, threads=2)
+    assert_same(result(two), result(one))
+
+
+@pytest.mark.slow
 def test_the_identities_rule_runs_a_two_gpu_recipe_on_two_ranks(tmp_path):
     """identities.<name>.gpus: 2 -> the job asks for 2 GPUs and runs torchrun with 2 ranks
     (gloo on this CPU); rank 0 writes the store and the job file is gone."""

@@ -83,6 +83,9 @@ def embed_all(
         parts = [embedder(w[s : min(s + batch_size, stop)]) for s in range(start, stop, batch_size)]
     if ranks.size == 1:
         return torch.cat(parts) if parts else w.new_zeros(0, 0)
-    e_dim = embedder(embedder.w_avg[None]).shape[1] if not parts else parts[0].shape[1]
-    local = torch.cat(parts) if parts else w.new_zeros(0, e_dim)
+    if parts:
+        local = torch.cat(parts)
+    else:  # a rank without identities still sends [0, D]
+        with torch.no_grad():
+            local = w.new_zeros(0, embedder(embedder.w_avg[None]).shape[1])
     return ranks.gather(local, w.shape[0], batch_size)

@@ -286,10 +286,12 @@ def embeddings_and_forces(
             e = fp.embed(embedder, x)
         local.append(e.detach())
         kept = (x, e)  # only the last batch's graph outlives its turn
-    e_dim = local[0].shape[1] if local else 0
-    fixed = fp.gather(torch.cat(local) if local else w.new_zeros(0, e_dim), n)
-    if fixed.shape[0] and not e_dim:  # a rank without identities: learn D from the others
-        e_dim = fixed.shape[1]
+    if local:
+        mine = torch.cat(local)
+    else:  # a rank without identities (n < ranks x batch) still sends [0, D]
+        with torch.no_grad():
+            mine = w.new_zeros(0, fp.embed(embedder, embedder.w_avg[None]).shape[1])
+    fixed = fp.gather(mine, n)
     forces: list[torch.Tensor] = [w.new_zeros(0, w.shape[1])] * len(batches)
     for b in reversed(range(len(batches))):
         s, e_ = batches[b]

@@ -420,14 +420,21 @@ class SynthesisLayer(nn.Module):
             resample_filter=self.resample_filter,
             fused=self.fused_modconv,
         )
+        noise = self.noise(x, noise_mode)
+        if noise is not None:
+            x = x + noise
+        return bias_act(x, self.bias, lrelu=True, clamp=self.conv_clamp)
+
+    def noise(self, x: torch.Tensor, noise_mode: str) -> torch.Tensor | None:
+        """The per-pixel noise x strength added to the convolution's output x, or None."""
         if self.use_noise and noise_mode == "const":
-            x = x + (self.noise_const * self.noise_strength).to(x.dtype)
-        elif self.use_noise and noise_mode == "random":
+            return (self.noise_const * self.noise_strength).to(x.dtype)
+        if self.use_noise and noise_mode == "random":
             noise = torch.randn(
                 x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype
             )
-            x = x + noise * self.noise_strength.to(x.dtype)
-        return bias_act(x, self.bias, lrelu=True, clamp=self.conv_clamp)
+            return noise * self.noise_strength.to(x.dtype)
+        return None
 
     def _forward_unfused(
         self, x: torch.Tensor, styles: torch.Tensor, noise_mode: str
@@ -438,13 +445,9 @@ class SynthesisLayer(nn.Module):
         weight = self.weight.to(x.dtype)
         y = _shared_weight_conv(x, weight, styles, self.up, self.resample_filter)
         shift = self.bias.to(y.dtype)[:, None, None]  # [C, 1, 1]
-        if self.use_noise and noise_mode == "const":
-            shift = shift + (self.noise_const * self.noise_strength).to(y.dtype)
-        elif self.use_noise and noise_mode == "random":
-            noise = torch.randn(
-                y.shape[0], 1, self.resolution, self.resolution, device=y.device, dtype=y.dtype
-            )
-            shift = shift + noise * self.noise_strength.to(y.dtype)
+        noise = self.noise(y, noise_mode)
+        if noise is not None:
+            shift = shift + noise
         scale = (demodulation(weight, styles) * LRELU_GAIN)[:, :, None, None].to(y.dtype)
         y = torch.addcmul(shift * LRELU_GAIN, y, scale)
         inplace = _inplace()
